@@ -1,0 +1,133 @@
+"""Every tunable of the service, read once from the environment.
+
+One module so that `infra/.env.example`, the README and the code cannot drift apart: each
+field names its variable and its default, and every default works on one laptop.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+ENVIRONMENTS = ("development", "demo", "test", "production")
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the service must not start."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    # KRAVLAB_ENV: development | demo | test | production. Production refuses to start
+    # without explicit secrets; the others generate one and keep it under var_dir.
+    env: str = "development"
+    # KRAVLAB_VAR_DIR: where the embedded database and generated secrets live.
+    var_dir: Path = Path("var")
+    # DATABASE_URL: sqlite:///path/file.sqlite3 or postgresql://user:pass@host:port/db.
+    database_url: str = "sqlite:///var/kravlab.sqlite3"
+    # REDIS_URL: unset means background jobs run in-process.
+    redis_url: str | None = None
+    # KRAVLAB_SECRET_KEY: signs session tokens.
+    secret_key: str = field(default="", repr=False)
+    # KRAVLAB_TOKEN_TTL_SECONDS: lifetime of a login session token.
+    token_ttl_seconds: int = 8 * 3600
+    # KRAVLAB_RATE_LIMIT_PER_MINUTE: requests per credential (or per address when anonymous).
+    rate_limit_per_minute: int = 1200
+    # KRAVLAB_MAX_BODY_BYTES: larger request bodies answer 413.
+    max_body_bytes: int = 16 * 1024 * 1024
+    # KRAVLAB_IDEMPOTENCY_TTL_HOURS: how long Idempotency-Key answers are kept (>= 24).
+    idempotency_ttl_hours: int = 48
+    # KRAVLAB_IDEMPOTENCY_LOCK_SECONDS: an in-flight key older than this is taken over
+    # (its request died with its process).
+    idempotency_lock_seconds: int = 300
+    # KRAVLAB_WORKERS: processes started by `kravlab serve`.
+    workers: int = 2
+    # KRAVLAB_LOG_LEVEL: debug, info, warning, error.
+    log_level: str = "info"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.is_postgres:
+            raise SettingsError("sqlite_path asked of a PostgreSQL configuration")
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get("KRAVLAB_ENV", "development")
+        if env not in ENVIRONMENTS:
+            raise SettingsError(f"KRAVLAB_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+        var_dir = Path(os.environ.get("KRAVLAB_VAR_DIR", "var"))
+        database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{var_dir / 'kravlab.sqlite3'}"
+        _check_database_url(database_url)
+        secret = os.environ.get("KRAVLAB_SECRET_KEY", "")
+        if not secret:
+            if env == "production":
+                raise SettingsError("KRAVLAB_SECRET_KEY must be set in production")
+            secret = _kept_secret(var_dir)
+        elif len(secret) < 32:
+            raise SettingsError("KRAVLAB_SECRET_KEY must be at least 32 characters")
+        settings = cls(
+            env=env,
+            var_dir=var_dir,
+            database_url=database_url,
+            redis_url=os.environ.get("REDIS_URL") or None,
+            secret_key=secret,
+            token_ttl_seconds=_int("KRAVLAB_TOKEN_TTL_SECONDS", cls.token_ttl_seconds),
+            rate_limit_per_minute=_int("KRAVLAB_RATE_LIMIT_PER_MINUTE", cls.rate_limit_per_minute),
+            max_body_bytes=_int("KRAVLAB_MAX_BODY_BYTES", cls.max_body_bytes),
+            idempotency_ttl_hours=_int("KRAVLAB_IDEMPOTENCY_TTL_HOURS", cls.idempotency_ttl_hours),
+            idempotency_lock_seconds=_int(
+                "KRAVLAB_IDEMPOTENCY_LOCK_SECONDS", cls.idempotency_lock_seconds
+            ),
+            workers=_int("KRAVLAB_WORKERS", cls.workers),
+            log_level=os.environ.get("KRAVLAB_LOG_LEVEL", cls.log_level).lower(),
+        )
+        if settings.idempotency_ttl_hours < 24:
+            raise SettingsError("KRAVLAB_IDEMPOTENCY_TTL_HOURS must be at least 24")
+        return settings
+
+
+def _check_database_url(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        if url == "sqlite:///":
+            raise SettingsError("DATABASE_URL names no SQLite file")
+        return
+    parsed = urlparse(url)
+    if parsed.scheme in ("postgresql", "postgres") and parsed.path.strip("/"):
+        return
+    raise SettingsError(
+        "DATABASE_URL must be sqlite:///path/file.sqlite3 or postgresql://user:pass@host:port/db"
+    )
+
+
+def _kept_secret(var_dir: Path) -> str:
+    """Outside production a secret is generated once and kept, so restarts keep sessions."""
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker wrote it first: use theirs
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret

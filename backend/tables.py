@@ -1,0 +1,119 @@
+"""The invoice book: debtors, invoices, payments, state changes, idempotency and audit.
+
+Money is an integer of minor units with its currency (never a float or Numeric column).
+Every row carries its tenant; `tenants.scope.TenantScope` is the only way handlers reach
+these tables. `(tenant, external_id)` is unique per table (see the migration that adds the
+composite indexes, which Piccolo's column API cannot declare).
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    UUID,
+    BigInt,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.table import Table
+
+from tenants.tables import Tenant
+
+
+class Debtor(Table, tablename="debtors"):
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    external_id = Varchar(length=128)
+    name = Varchar(length=256)
+    type = Varchar(length=3)
+    email = Varchar(length=254, null=True, default=None)
+    phone = Varchar(length=32, null=True, default=None)
+    address = Varchar(length=512, null=True, default=None)
+    org_no = Varchar(length=32, null=True, default=None)
+    content_hash = Varchar(length=32)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class Invoice(Table, tablename="invoices"):
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    debtor = ForeignKey(Debtor, null=False, on_delete=OnDelete.cascade, index=True)
+    external_id = Varchar(length=128)
+    issue_date = Date()
+    due_date = Date()
+    amount = BigInt()
+    currency = Varchar(length=3)
+    reference = Varchar(length=64, null=True, default=None)
+    e_invoice = Boolean(default=False)
+    fee_agreed = Boolean(default=False)
+    description = Varchar(length=1000, null=True, default=None)
+    # Flow state set by people: active, paused, disputed (later: in_collection, written_off).
+    state = Varchar(length=16, default="active")
+    paused_until = Date(null=True, default=None)
+    # Kept in step with matched payments so lists can filter on them without a join.
+    paid_amount = BigInt(default=0)
+    settled_date = Date(null=True, default=None)
+    content_hash = Varchar(length=32)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class Payment(Table, tablename="payments"):
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    invoice = ForeignKey(Invoice, null=True, default=None, on_delete=OnDelete.set_null, index=True)
+    external_id = Varchar(length=128)
+    amount = BigInt()
+    currency = Varchar(length=3)
+    paid_date = Date()
+    invoice_external_id = Varchar(length=128, null=True, default=None)
+    reference = Varchar(length=64, null=True, default=None)
+    # How it was matched: invoice_id, reference, manual; null while unmatched.
+    matched_by = Varchar(length=16, null=True, default=None)
+    matched_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class InvoiceEvent(Table, tablename="invoice_events"):
+    """A state change made by a person or integration: pause, resume, dispute, resolve."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    invoice = ForeignKey(Invoice, null=False, on_delete=OnDelete.cascade, index=True)
+    kind = Varchar(length=16)
+    reason = Varchar(length=1000)
+    until = Date(null=True, default=None)
+    actor = Varchar(length=80)
+    at = Timestamptz()
+
+
+class IdempotencyRecord(Table, tablename="idempotency_records"):
+    id = UUID(primary_key=True)
+    # The tenant id the key belongs to, or "agency" for agency-level requests. Not a foreign
+    # key: a key used to create a tenant outlives nothing but must not block its deletion.
+    owner = Varchar(length=40)
+    key = Varchar(length=255)
+    request_hash = Varchar(length=64)
+    in_flight = Boolean(default=True)
+    response_status = Integer(null=True, default=None)
+    response_body = Text(null=True, default=None)
+    response_type = Varchar(length=100, null=True, default=None)
+    created_at = Timestamptz()
+
+
+class AuditEntry(Table, tablename="audit_log"):
+    id = UUID(primary_key=True)
+    # Null for agency-level entries (tenant onboarded, offboarded).
+    tenant = ForeignKey(Tenant, null=True, default=None, on_delete=OnDelete.cascade, index=True)
+    actor = Varchar(length=80)
+    action = Varchar(length=64)
+    object_type = Varchar(length=32)
+    object_id = Varchar(length=64, null=True, default=None)
+    detail = Text(default="{}")
+    at = Timestamptz(index=True)
