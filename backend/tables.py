@@ -105,15 +105,3 @@ class IdempotencyRecord(Table, tablename="idempotency_records"):
     response_body = Text(null=True, default=None)
     response_type = Varchar(length=100, null=True, default=None)
     created_at = Timestamptz()
-
-
-class AuditEntry(Table, tablename="audit_log"):
-    id = UUID(primary_key=True)
-    # Null for agency-level entries (tenant onboarded, offboarded).
-    tenant = ForeignKey(Tenant, null=True, default=None, on_delete=OnDelete.cascade, index=True)
-    actor = Varchar(length=80)
-    action = Varchar(length=64)
-    object_type = Varchar(length=32)
-    object_id = Varchar(length=64, null=True, default=None)
-    detail = Text(default="{}")
-    at = Timestamptz(index=True)

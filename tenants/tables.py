@@ -50,3 +50,17 @@ class ApiKey(Table, tablename="api_keys"):
     created_at = Timestamptz()
     revoked_at = Timestamptz(null=True, default=None)
     last_used_at = Timestamptz(null=True, default=None)
+
+
+class AuditEntry(Table, tablename="audit_log"):
+    """Who changed what, when. Kept with the tenancy tables so every room can write it."""
+
+    id = UUID(primary_key=True)
+    # Null for agency-level entries (tenant onboarded, offboarded).
+    tenant = ForeignKey(Tenant, null=True, default=None, on_delete=OnDelete.cascade, index=True)
+    actor = Varchar(length=80)
+    action = Varchar(length=64)
+    object_type = Varchar(length=32)
+    object_id = Varchar(length=64, null=True, default=None)
+    detail = Text(default="{}")
+    at = Timestamptz(index=True)

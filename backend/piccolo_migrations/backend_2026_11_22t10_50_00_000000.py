@@ -14,6 +14,8 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS invoices_tenant_due ON invoices (tenant, due_date, id)",
     "CREATE INDEX IF NOT EXISTS invoices_tenant_reference ON invoices (tenant, reference)",
     "CREATE INDEX IF NOT EXISTS payments_tenant_unmatched ON payments (tenant, matched_by, id)",
+    "CREATE INDEX IF NOT EXISTS payments_tenant_invoice_external_id ON payments (tenant, invoice_external_id)",
+    "CREATE INDEX IF NOT EXISTS payments_tenant_reference ON payments (tenant, reference)",
     "CREATE UNIQUE INDEX IF NOT EXISTS idempotency_owner_key ON idempotency_records (owner, key)",
     "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency_records (created_at)",
     "CREATE INDEX IF NOT EXISTS invoice_events_tenant ON invoice_events (tenant)",

@@ -1,0 +1,1 @@
+"""HTTP controllers of the machine API (/api/v1): parse, authorise, call a service."""

@@ -1,0 +1,50 @@
+"""Login and who-am-I."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, get, post
+from litestar.exceptions import NotAuthorizedException
+from msgspec import Meta, Struct
+
+from backend.settings import Settings
+from tenants.access import Principal
+from tenants.auth import issue_session_token, login
+
+
+class LoginIn(Struct, forbid_unknown_fields=True):
+    email: Annotated[str, Meta(min_length=3, max_length=254)]
+    password: Annotated[str, Meta(min_length=1, max_length=1024)]
+
+
+class TokenOut(Struct):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class AuthController(Controller):
+    path = "/api/v1"
+    tags = ["auth"]
+
+    @post("/auth/login", opt={"public": True, "no_idempotency": True, "body": LoginIn},
+          status_code=200, summary="Log in with email and password")
+    async def login(self, data: LoginIn, settings: Settings) -> TokenOut:
+        user = await login(data.email, data.password)
+        if user is None:
+            raise NotAuthorizedException("wrong email or password")
+        token = issue_session_token(user["id"], settings.secret_key, settings.token_ttl_seconds)
+        return TokenOut(token, "bearer", settings.token_ttl_seconds)
+
+    @get("/me", opt={"permission": "me"}, summary="Who the credential is")
+    async def me(self, principal: Principal) -> dict[str, Any]:
+        return {
+            "kind": principal.kind,
+            "id": principal.id,
+            "tenant_id": principal.tenant_id,
+            "role": principal.role,
+            "scopes": list(principal.scopes),
+            "email": principal.email,
+            "name": principal.name,
+        }

@@ -1,0 +1,141 @@
+"""The composition root: `create_app()` wires every room's routes, auth, limits and docs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import Any
+
+import structlog
+from litestar import Litestar, Request, get
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.stores.memory import MemoryStore
+from litestar.stores.registry import StoreRegistry
+from piccolo.engine.postgres import PostgresEngine
+
+from backend.api.auth import AuthController
+from backend.api.book import InvoiceController
+from backend.api.deps import provide_principal, provide_scope
+from backend.api.tenants import AgencyAuditController, TenantController
+from backend.errors import EXCEPTION_HANDLERS, check_body
+from backend.idempotency import IdempotencyMiddleware
+from backend.queue import run_periodic_in_process
+from backend.settings import Settings
+from tenants.access import authorize
+from tenants.auth import BearerAuthMiddleware
+from tenants.tables import Tenant
+
+# Connections per API process; `kravlab serve` runs KRAVLAB_WORKERS processes.
+DB_POOL_SIZE = 10
+
+
+@get("/health", opt={"public": True}, tags=["ops"], summary="Liveness and database check")
+async def health() -> dict[str, str]:
+    await Tenant.count()
+    return {"status": "ok"}
+
+
+def _rate_key(request: Request[Any, Any, Any]) -> str:
+    """Per credential: the hash of the bearer token, else the client address."""
+    header = request.headers.get("authorization")
+    if header:
+        return "cred:" + hashlib.sha256(header.encode()).hexdigest()[:32]
+    return "addr:" + get_remote_address(request)
+
+
+def _stores(settings: Settings) -> StoreRegistry:
+    if settings.redis_url:
+        from litestar.stores.redis import RedisStore
+
+        store = RedisStore.with_client(url=settings.redis_url, namespace="kravlab")
+        return StoreRegistry(default_factory=lambda name: store.with_namespace(name))
+    return StoreRegistry(default_factory=lambda name: MemoryStore())
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[settings.log_level.upper()]
+        )
+    )
+    rate_limit = RateLimitConfig(
+        rate_limit=("minute", settings.rate_limit_per_minute),
+        identifier_for_request=_rate_key,
+        exclude=["/schema", "/health"],
+    )
+
+    periodic: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        db = Tenant._meta.db
+        if isinstance(db, PostgresEngine):
+            await db.start_connection_pool(min_size=1, max_size=DB_POOL_SIZE)
+        if not settings.redis_url and settings.env != "test":
+            periodic.append(asyncio.create_task(run_periodic_in_process()))
+
+    async def stop() -> None:
+        for task in periodic:
+            task.cancel()
+        db = Tenant._meta.db
+        if isinstance(db, PostgresEngine):
+            await db.close_connection_pool()
+
+    return Litestar(
+        route_handlers=[health, AuthController, TenantController, AgencyAuditController, InvoiceController],
+        dependencies={
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+            "tenant": Provide(provide_scope),
+        },
+        guards=[_guard],
+        before_request=check_body,
+        middleware=[
+            rate_limit.middleware,
+            DefineMiddleware(
+                BearerAuthMiddleware,
+                secret=settings.secret_key,
+                exclude=["^/schema", "^/health$", "^/api/v1/auth/login$"],
+            ),
+            IdempotencyMiddleware(
+                settings.idempotency_ttl_hours, settings.idempotency_lock_seconds, settings.max_body_bytes
+            ),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        stores=_stores(settings),
+        response_cache_config=ResponseCacheConfig(),
+        openapi_config=OpenAPIConfig(
+            title="kravlab",
+            version="1",
+            description="Multi-tenant dunning and collection API with credit-policy simulation.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http", scheme="bearer",
+                        description="An API key (kl_…) or a session token from /api/v1/auth/login",
+                    )
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        on_startup=[start],
+        on_shutdown=[stop],
+        state={"settings": settings},
+    )
+
+
+def _guard(connection: Any, handler: Any) -> None:
+    # Routes the auth middleware skips (login, health, the OpenAPI docs) carry no user.
+    if handler.opt.get("public") or "user" not in connection.scope:
+        return
+    authorize(connection, handler)

@@ -1,0 +1,121 @@
+"""The `kravlab` command: serve, worker, migrate, admin, demo (and, later, sim)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from backend.settings import Settings, SettingsError
+
+console = Console()
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int | None = None) -> None:
+    import uvicorn
+
+    asyncio.run(_migrate(settings))
+    uvicorn.run(
+        "backend.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or settings.workers,
+        access_log=True,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+async def _migrate(settings: Settings, verbose: bool = False) -> None:
+    from backend.migrate import migrate
+
+    report = await migrate(verbose=verbose)
+    if report:
+        console.print(report)
+
+
+async def _create_admin(email: str, password: str, role: str) -> None:
+    from tenants.onboarding import create_agency_user
+
+    user_id = await create_agency_user(email.strip().lower(), password, role)
+    console.print(f"created {role} {email} ({user_id})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kravlab", description="kravlab: dunning, collection and policy simulation")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API server (production: several workers, access log)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=None, help="default: KRAVLAB_WORKERS")
+
+    worker = commands.add_parser("worker", help="run an RQ worker with its scheduler (needs REDIS_URL)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+
+    migrate = commands.add_parser("migrate", help="apply database migrations (idempotent)")
+    migrate.add_argument("--verbose", action="store_true")
+
+    admin = commands.add_parser("admin", help="agency users")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_commands.add_parser("create", help="create an agency admin (or staff)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--role", choices=["agency_admin", "agency_staff"], default="agency_admin")
+
+    demo = commands.add_parser("demo", help="migrate, seed demo data, print logins, serve")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--no-serve", action="store_true", help="seed and print, do not serve")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        return 2
+    from tenants.onboarding import ConflictError
+
+    try:
+        if args.command == "serve":
+            _serve(settings, args.host, args.port, args.workers)
+        elif args.command == "worker":
+            if not settings.redis_url:
+                console.print("[red]kravlab worker needs REDIS_URL[/red] (without it jobs run in the API process)")
+                return 2
+            from backend.queue import run_worker
+
+            asyncio.run(_migrate(settings))
+            run_worker(settings, burst=args.burst)
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings, verbose=args.verbose))
+            console.print("migrations applied")
+        elif args.command == "admin":
+            if len(args.password) < 12:
+                console.print("[red]the password must be at least 12 characters[/red]")
+                return 2
+            asyncio.run(_migrate(settings))
+            asyncio.run(_create_admin(args.email, args.password, args.role))
+        elif args.command == "demo":
+            from backend.demo import print_credentials, seed
+
+            asyncio.run(_migrate(settings))
+            credentials = asyncio.run(seed(settings))
+            print_credentials(console, credentials, args.host, args.port)
+            if not args.no_serve:
+                _serve(settings, args.host, args.port, workers=1)
+    except ConflictError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

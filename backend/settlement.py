@@ -1,0 +1,107 @@
+"""Matching payments to invoices and keeping each invoice's paid amount and settled date.
+
+An invoice is settled on the day its payments, taken in date order, first reach its amount
+(formats §1); payments beyond that are an overpayment, kept and shown, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from uuid import UUID
+
+from backend import bulk
+from backend.tables import Invoice, Payment
+from tenants.scope import TenantScope
+
+
+@dataclass
+class InvoiceTargets:
+    by_external_id: dict[str, UUID] = field(default_factory=dict)
+    # Only references carried by exactly one invoice; an ambiguous one matches nothing.
+    by_reference: dict[str, UUID] = field(default_factory=dict)
+
+    def match(self, external_id: str | None, reference: str | None) -> tuple[UUID | None, str | None]:
+        if external_id and external_id in self.by_external_id:
+            return self.by_external_id[external_id], "invoice_id"
+        if reference and reference in self.by_reference:
+            return self.by_reference[reference], "reference"
+        return None, None
+
+
+async def find_invoices(
+    scope: TenantScope, external_ids: list[str], references: list[str]
+) -> InvoiceTargets:
+    targets = InvoiceTargets()
+    tid = scope.tenant_id
+    for row in await bulk.fetch_where_in(Invoice, ("id", "external_id"), tid, "external_id", sorted(set(external_ids))):
+        targets.by_external_id[row["external_id"]] = _uuid(row["id"])
+    seen: dict[str, list[UUID]] = defaultdict(list)
+    for row in await bulk.fetch_where_in(Invoice, ("id", "reference"), tid, "reference", sorted(set(references))):
+        seen[row["reference"]].append(_uuid(row["id"]))
+    targets.by_reference = {ref: ids[0] for ref, ids in seen.items() if len(ids) == 1}
+    return targets
+
+
+async def match_waiting_payments(
+    scope: TenantScope, external_ids: list[str], references: list[str]
+) -> None:
+    """Match unmatched payments that name invoices which have just arrived."""
+    if not external_ids and not references:
+        return
+    tid = scope.tenant_id
+    columns = ("id", "invoice_external_id", "reference", "matched_by")
+    waiting = {
+        row["id"]: row
+        for column, values in (("invoice_external_id", external_ids), ("reference", references))
+        for row in await bulk.fetch_where_in(Payment, columns, tid, column, sorted(set(values)))
+        if row["matched_by"] is None
+    }
+    if not waiting:
+        return
+    targets = await find_invoices(
+        scope,
+        [r["invoice_external_id"] for r in waiting.values() if r["invoice_external_id"]],
+        [r["reference"] for r in waiting.values() if r["reference"]],
+    )
+    now = datetime.now(UTC)
+    updates = []
+    for payment_id, row in waiting.items():
+        invoice_id, how = targets.match(row["invoice_external_id"], row["reference"])
+        if invoice_id is not None:
+            updates.append((invoice_id, how, now, _uuid(payment_id)))
+    await bulk.update_many(Payment, "id", ("invoice", "matched_by", "matched_at"), updates)
+    await resettle(scope, list({u[0] for u in updates}))
+
+
+async def resettle(scope: TenantScope, invoice_ids: list[UUID]) -> None:
+    """Recompute paid amount and settled date of these invoices from their payments."""
+    if not invoice_ids:
+        return
+    tid = scope.tenant_id
+    ids = sorted(set(invoice_ids))
+    amounts = {
+        _uuid(r["id"]): r["amount"]
+        for r in await bulk.fetch_where_in(Invoice, ("id", "amount"), tid, "id", ids)
+    }
+    payments: dict[UUID, list[tuple[date, int]]] = defaultdict(list)
+    for r in await bulk.fetch_where_in(Payment, ("invoice", "amount", "paid_date"), tid, "invoice", ids):
+        payments[_uuid(r["invoice"])].append((_date(r["paid_date"]), r["amount"]))
+    rows = []
+    for invoice_id, amount in amounts.items():
+        paid, settled = 0, None
+        for paid_date, paid_amount in sorted(payments.get(invoice_id, [])):
+            paid += paid_amount
+            if settled is None and paid >= amount:
+                settled = paid_date
+        rows.append((paid, settled, invoice_id))
+    await bulk.update_many(Invoice, "id", ("paid_amount", "settled_date"), rows)
+
+
+def _uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+def _date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
