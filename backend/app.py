@@ -89,7 +89,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await db.close_connection_pool()
 
     return Litestar(
-        route_handlers=[health, AuthController, TenantController, AgencyAuditController, InvoiceController],
+        route_handlers=[
+            health,
+            AuthController,
+            TenantController,
+            AgencyAuditController,
+            InvoiceController,
+        ],
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "principal": Provide(provide_principal),
@@ -105,7 +111,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 exclude=["^/schema", "^/health$", "^/api/v1/auth/login$"],
             ),
             IdempotencyMiddleware(
-                settings.idempotency_ttl_hours, settings.idempotency_lock_seconds, settings.max_body_bytes
+                settings.idempotency_ttl_hours,
+                settings.idempotency_lock_seconds,
+                settings.max_body_bytes,
             ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -121,7 +129,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
-                        type="http", scheme="bearer",
+                        type="http",
+                        scheme="bearer",
                         description="An API key (kl_…) or a session token from /api/v1/auth/login",
                     )
                 }

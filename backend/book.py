@@ -7,6 +7,7 @@ The list filter below and `status_of` must agree; a test walks every status thro
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -53,17 +54,31 @@ def _status_filter(status: str, on: date) -> Any:
     if status == "paused":
         return unpaid & (Invoice.state == "paused") & pause_holds
     flowing = (Invoice.state == "active") | (
-        (Invoice.state == "paused") & Invoice.paused_until.is_not_null() & (Invoice.paused_until < on)
+        (Invoice.state == "paused")
+        & Invoice.paused_until.is_not_null()
+        & (Invoice.paused_until < on)
     )
     by_due = Invoice.due_date < on if status == "overdue" else Invoice.due_date >= on
     return unpaid & flowing & by_due
 
 
 _COLUMNS = (
-    Invoice.id, Invoice.external_id, Invoice.issue_date, Invoice.due_date, Invoice.amount,
-    Invoice.currency, Invoice.reference, Invoice.e_invoice, Invoice.fee_agreed,
-    Invoice.description, Invoice.state, Invoice.paused_until, Invoice.paid_amount,
-    Invoice.settled_date, Invoice.created_at, Invoice.updated_at,
+    Invoice.id,
+    Invoice.external_id,
+    Invoice.issue_date,
+    Invoice.due_date,
+    Invoice.amount,
+    Invoice.currency,
+    Invoice.reference,
+    Invoice.e_invoice,
+    Invoice.fee_agreed,
+    Invoice.description,
+    Invoice.state,
+    Invoice.paused_until,
+    Invoice.paid_amount,
+    Invoice.settled_date,
+    Invoice.created_at,
+    Invoice.updated_at,
     Invoice.debtor.id.as_alias("debtor_id"),
     Invoice.debtor.external_id.as_alias("debtor_external_id"),
     Invoice.debtor.name.as_alias("debtor_name"),
@@ -77,8 +92,12 @@ def present(row: dict[str, Any], on: date) -> dict[str, Any]:
     return {
         "id": row["id"],
         "external_id": row["external_id"],
-        "debtor": {"id": row["debtor_id"], "external_id": row["debtor_external_id"],
-                   "name": row["debtor_name"], "type": row["debtor_type"]},
+        "debtor": {
+            "id": row["debtor_id"],
+            "external_id": row["debtor_external_id"],
+            "name": row["debtor_name"],
+            "type": row["debtor_type"],
+        },
         "issue_date": row["issue_date"],
         "due_date": row["due_date"],
         "amount": row["amount"],
@@ -118,10 +137,8 @@ async def list_invoices(
         query = query.where(_status_filter(status, on))
     if debtor is not None:
         condition = Invoice.debtor.external_id == debtor
-        try:
+        with contextlib.suppress(ValueError):
             condition = condition | (Invoice.debtor.id == UUID(debtor))
-        except ValueError:
-            pass
         query = query.where(condition)
     if external_id is not None:
         query = query.where(Invoice.external_id == external_id)
@@ -136,7 +153,8 @@ async def list_invoices(
         except ValueError as exc:
             raise BadCursor("malformed cursor") from exc
         query = query.where(
-            (Invoice.due_date > after_due) | ((Invoice.due_date == after_due) & (Invoice.id > after_id))
+            (Invoice.due_date > after_due)
+            | ((Invoice.due_date == after_due) & (Invoice.id > after_id))
         )
     rows = await query.order_by(Invoice.due_date, Invoice.id).limit(limit + 1)
     more = len(rows) > limit
@@ -149,19 +167,39 @@ async def get_invoice(scope: TenantScope, invoice_id: UUID) -> dict[str, Any]:
     row = await scope.get(Invoice, invoice_id, *_COLUMNS)
     invoice = present(row, today())
     payments = await scope.select(
-        Payment, Payment.id, Payment.external_id, Payment.amount, Payment.paid_date, Payment.matched_by
+        Payment,
+        Payment.id,
+        Payment.external_id,
+        Payment.amount,
+        Payment.paid_date,
+        Payment.matched_by,
     ).where(Payment.invoice == invoice_id)
     events = await scope.select(
-        InvoiceEvent, InvoiceEvent.kind, InvoiceEvent.reason, InvoiceEvent.until,
-        InvoiceEvent.actor, InvoiceEvent.at,
+        InvoiceEvent,
+        InvoiceEvent.kind,
+        InvoiceEvent.reason,
+        InvoiceEvent.until,
+        InvoiceEvent.actor,
+        InvoiceEvent.at,
     ).where(InvoiceEvent.invoice == invoice_id)
     timeline: list[dict[str, Any]] = [
-        {"type": "payment", "date": p["paid_date"].isoformat(), "payment_id": p["id"],
-         "external_id": p["external_id"], "amount": p["amount"], "matched_by": p["matched_by"]}
+        {
+            "type": "payment",
+            "date": p["paid_date"].isoformat(),
+            "payment_id": p["id"],
+            "external_id": p["external_id"],
+            "amount": p["amount"],
+            "matched_by": p["matched_by"],
+        }
         for p in payments
     ] + [
-        {"type": e["kind"], "date": e["at"].isoformat(), "reason": e["reason"],
-         "until": e["until"], "actor": e["actor"]}
+        {
+            "type": e["kind"],
+            "date": e["at"].isoformat(),
+            "reason": e["reason"],
+            "until": e["until"],
+            "actor": e["actor"],
+        }
         for e in events
     ]
     timeline.sort(key=lambda entry: entry["date"])
@@ -193,15 +231,33 @@ async def change_state(
         now = datetime.now(UTC)
         await scope.update(
             Invoice,
-            {Invoice.state: target, Invoice.paused_until: until if target == "paused" else None,
-             Invoice.updated_at: now},
+            {
+                Invoice.state: target,
+                Invoice.paused_until: until if target == "paused" else None,
+                Invoice.updated_at: now,
+            },
         ).where(Invoice.id == invoice_id)
-        await scope.insert(InvoiceEvent, {
-            "id": uuid4(), "invoice": invoice_id, "kind": kind, "reason": reason,
-            "until": until, "actor": scope.principal.actor, "at": now,
-        })
-        await audit.record(scope.principal.actor, f"invoice.{kind}", "invoice", invoice_id,
-                           scope.tenant_id, reason=reason, until=until)
+        await scope.insert(
+            InvoiceEvent,
+            {
+                "id": uuid4(),
+                "invoice": invoice_id,
+                "kind": kind,
+                "reason": reason,
+                "until": until,
+                "actor": scope.principal.actor,
+                "at": now,
+            },
+        )
+        await audit.record(
+            scope.principal.actor,
+            f"invoice.{kind}",
+            "invoice",
+            invoice_id,
+            scope.tenant_id,
+            reason=reason,
+            until=until,
+        )
     return await get_invoice(scope, invoice_id)
 
 
@@ -209,9 +265,18 @@ async def list_payments(
     scope: TenantScope, *, unmatched: bool | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     query = scope.select(
-        Payment, Payment.id, Payment.external_id, Payment.amount, Payment.currency,
-        Payment.paid_date, Payment.invoice, Payment.invoice_external_id, Payment.reference,
-        Payment.matched_by, Payment.matched_at, Payment.created_at,
+        Payment,
+        Payment.id,
+        Payment.external_id,
+        Payment.amount,
+        Payment.currency,
+        Payment.paid_date,
+        Payment.invoice,
+        Payment.invoice_external_id,
+        Payment.reference,
+        Payment.matched_by,
+        Payment.matched_at,
+        Payment.created_at,
     )
     if unmatched is True:
         query = query.where(Payment.matched_by.is_null())
@@ -239,11 +304,19 @@ async def match_payment(scope: TenantScope, payment_id: UUID, invoice_id: UUID) 
             raise Conflict("the payment is already matched")
         await scope.update(
             Payment,
-            {Payment.invoice: invoice_id, Payment.matched_by: "manual",
-             Payment.matched_at: datetime.now(UTC)},
+            {
+                Payment.invoice: invoice_id,
+                Payment.matched_by: "manual",
+                Payment.matched_at: datetime.now(UTC),
+            },
         ).where(Payment.id == payment_id)
         await settlement.resettle(scope, [invoice_id])
-        await audit.record(scope.principal.actor, "payment.matched", "payment", payment_id,
-                           scope.tenant_id, invoice_id=invoice_id)
+        await audit.record(
+            scope.principal.actor,
+            "payment.matched",
+            "payment",
+            payment_id,
+            scope.tenant_id,
+            invoice_id=invoice_id,
+        )
     return await get_invoice(scope, invoice_id)
-

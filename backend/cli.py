@@ -46,15 +46,21 @@ async def _create_admin(email: str, password: str, role: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kravlab", description="kravlab: dunning, collection and policy simulation")
+    parser = argparse.ArgumentParser(
+        prog="kravlab", description="kravlab: dunning, collection and policy simulation"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the API server (production: several workers, access log)")
+    serve = commands.add_parser(
+        "serve", help="run the API server (production: several workers, access log)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=None, help="default: KRAVLAB_WORKERS")
 
-    worker = commands.add_parser("worker", help="run an RQ worker with its scheduler (needs REDIS_URL)")
+    worker = commands.add_parser(
+        "worker", help="run an RQ worker with its scheduler (needs REDIS_URL)"
+    )
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
 
     migrate = commands.add_parser("migrate", help="apply database migrations (idempotent)")
@@ -88,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _serve(settings, args.host, args.port, args.workers)
         elif args.command == "worker":
             if not settings.redis_url:
-                console.print("[red]kravlab worker needs REDIS_URL[/red] (without it jobs run in the API process)")
+                console.print(
+                    "[red]kravlab worker needs REDIS_URL[/red] (without it jobs run in the API process)"
+                )
                 return 2
             from backend.queue import run_worker
 

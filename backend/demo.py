@@ -10,6 +10,7 @@ import json
 import os
 import random
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -25,7 +26,12 @@ from tenants.tables import User
 DEMO_ADMIN = "admin@kravlab.demo"
 TENANTS = [
     {"name": "Nordisk Fritid AB", "slug": "nordisk-fritid", "b2c_share": 0.9, "invoices": 3000},
-    {"name": "Byggvaruhuset Norr AB", "slug": "byggvaruhuset-norr", "b2c_share": 0.2, "invoices": 2000},
+    {
+        "name": "Byggvaruhuset Norr AB",
+        "slug": "byggvaruhuset-norr",
+        "b2c_share": 0.2,
+        "invoices": 2000,
+    },
 ]
 
 
@@ -34,27 +40,40 @@ def _credentials_path(settings: Settings) -> str:
 
 
 async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
-    path = _credentials_path(settings)
-    if os.path.exists(path) and await User.exists().where(User.email == DEMO_ADMIN):
-        with open(path) as handle:
-            return json.load(handle)
+    path = Path(_credentials_path(settings))
+    if path.exists() and await User.exists().where(User.email == DEMO_ADMIN):  # noqa: ASYNC240
+        return json.loads(path.read_text())  # noqa: ASYNC240 (a small local file, once)
     today = today or date.today()
     password = generate_password()
     admin_id = await onboarding.create_agency_user(DEMO_ADMIN, password, "agency_admin")
     admin = Principal.user(admin_id, None, "agency_admin", DEMO_ADMIN)
-    credentials: dict[str, Any] = {"admin": {"email": DEMO_ADMIN, "password": password}, "tenants": []}
+    credentials: dict[str, Any] = {
+        "admin": {"email": DEMO_ADMIN, "password": password},
+        "tenants": [],
+    }
     for number, spec in enumerate(TENANTS):
         created = await onboarding.onboard(
-            name=spec["name"], slug=spec["slug"], country="SE", currency="SEK",
-            admin_email=f"admin@{spec['slug']}.demo", actor=admin,
+            name=spec["name"],
+            slug=spec["slug"],
+            country="SE",
+            currency="SEK",
+            admin_email=f"admin@{spec['slug']}.demo",
+            actor=admin,
         )
         scope = await TenantScope.open(created["id"], admin)
         await _fill_book(scope, spec, random.Random(number), today)
-        credentials["tenants"].append({
-            "id": str(created["id"]), "slug": spec["slug"], "name": spec["name"],
-            "admin": {"email": created["admin"]["email"], "password": created["admin"]["password"]},
-            "api_key": created["api_key"],
-        })
+        credentials["tenants"].append(
+            {
+                "id": str(created["id"]),
+                "slug": spec["slug"],
+                "name": spec["name"],
+                "admin": {
+                    "email": created["admin"]["email"],
+                    "password": created["admin"]["password"],
+                },
+                "api_key": created["api_key"],
+            }
+        )
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -62,10 +81,13 @@ async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
     return credentials
 
 
-async def _fill_book(scope: TenantScope, spec: dict[str, Any], rng: random.Random, today: date) -> None:
+async def _fill_book(
+    scope: TenantScope, spec: dict[str, Any], rng: random.Random, today: date
+) -> None:
     debtors = [
         ingest.DebtorIn(
-            external_id=f"C-{i:05d}", name=f"Kund {i}",
+            external_id=f"C-{i:05d}",
+            name=f"Kund {i}",
             type="b2c" if rng.random() < spec["b2c_share"] else "b2b",
             email=f"kund{i}@example.se",
         )
@@ -80,31 +102,52 @@ async def _fill_book(scope: TenantScope, spec: dict[str, Any], rng: random.Rando
         due = issue + timedelta(days=30 if debtor.type == "b2b" else 20)
         amount = int(rng.lognormvariate(7.5 if debtor.type == "b2c" else 9.5, 0.9)) * 100 + 100
         external_id = f"F-{i + 1:06d}"
-        invoices.append(ingest.InvoiceIn(
-            external_id=external_id, debtor=debtor, issue_date=issue, due_date=due, amount=amount,
-            currency="SEK", reference=f"{1000000 + i}", e_invoice=rng.random() < 0.4,
-            fee_agreed=rng.random() < 0.7,
-        ))
+        invoices.append(
+            ingest.InvoiceIn(
+                external_id=external_id,
+                debtor=debtor,
+                issue_date=issue,
+                due_date=due,
+                amount=amount,
+                currency="SEK",
+                reference=f"{1000000 + i}",
+                e_invoice=rng.random() < 0.4,
+                fee_agreed=rng.random() < 0.7,
+            )
+        )
         late = lateness[debtor.external_id]
         if late is not None:
             paid = due + timedelta(days=max(-10, int(rng.gauss(late, 4))))
             if paid <= today:
-                payments.append(ingest.PaymentIn(
-                    external_id=f"P-{i + 1:06d}", amount=amount, currency="SEK", paid_date=paid,
-                    invoice_external_id=external_id if rng.random() < 0.97 else None,
-                    reference=None if rng.random() < 0.5 else f"{1000000 + i}",
-                ))
+                payments.append(
+                    ingest.PaymentIn(
+                        external_id=f"P-{i + 1:06d}",
+                        amount=amount,
+                        currency="SEK",
+                        paid_date=paid,
+                        invoice_external_id=external_id if rng.random() < 0.97 else None,
+                        reference=None if rng.random() < 0.5 else f"{1000000 + i}",
+                    )
+                )
     for start in range(0, len(invoices), ingest.MAX_BATCH_ROWS):
-        await ingest.ingest_invoices(scope, ingest.InvoiceBatch(invoices[start:start + ingest.MAX_BATCH_ROWS]))
+        await ingest.ingest_invoices(
+            scope, ingest.InvoiceBatch(invoices[start : start + ingest.MAX_BATCH_ROWS])
+        )
     for start in range(0, len(payments), ingest.MAX_BATCH_ROWS):
-        await ingest.ingest_payments(scope, ingest.PaymentBatch(payments[start:start + ingest.MAX_BATCH_ROWS]))
+        await ingest.ingest_payments(
+            scope, ingest.PaymentBatch(payments[start : start + ingest.MAX_BATCH_ROWS])
+        )
 
 
 def print_credentials(console: Console, credentials: dict[str, Any], host: str, port: int) -> None:
     """Plain lines, never wrapped or cut: people copy these secrets out of the terminal."""
     base = f"http://{host}:{port}"
     admin = credentials["admin"]
-    lines = ["", "kravlab demo", f"  agency admin   {admin['email']}   password {admin['password']}"]
+    lines = [
+        "",
+        "kravlab demo",
+        f"  agency admin   {admin['email']}   password {admin['password']}",
+    ]
     for tenant in credentials["tenants"]:
         lines += [
             f"  tenant {tenant['name']} (id {tenant['id']})",

@@ -28,7 +28,9 @@ def _body(status: int, message: str, errors: list[FieldError] | None = None) -> 
     return body
 
 
-def _response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+def _response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[Any]:
     return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
@@ -80,7 +82,9 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     InvalidInput: invalid_input,
     ValidationException: validation_failed,
     HTTPException: http_error,
-    BadCursor: lambda r, e: _response(422, _body(422, "invalid input", [FieldError("cursor", str(e))])),
+    BadCursor: lambda r, e: _response(
+        422, _body(422, "invalid input", [FieldError("cursor", str(e))])
+    ),
     msgspec.ValidationError: lambda r, e: _response(422, _body(422, str(e))),
     Exception: unexpected,
 }

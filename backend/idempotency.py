@@ -14,7 +14,6 @@ from typing import Any
 from uuid import uuid4
 
 import msgspec
-
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,9 +34,17 @@ def _json(status: int, message: str) -> tuple[int, bytes]:
     return status, msgspec.json.encode({"status": status, "message": message})
 
 
-async def _send_json(send: Send, status: int, body: bytes, replayed: bool = False,
-                     content_type: str = "application/json") -> None:
-    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+async def _send_json(
+    send: Send,
+    status: int,
+    body: bytes,
+    replayed: bool = False,
+    content_type: str = "application/json",
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     if replayed:
         headers.append((b"idempotent-replayed", b"true"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -60,7 +67,10 @@ class IdempotencyMiddleware(ASGIMiddleware):
             return
         key = key_header.decode("latin-1").strip()
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            await _send_json(send, *_json(400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"))
+            await _send_json(
+                send,
+                *_json(400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"),
+            )
             return
         body = await _read_body(receive, self.max_body_bytes)
         if body is None:
@@ -70,7 +80,9 @@ class IdempotencyMiddleware(ASGIMiddleware):
             scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
         ).hexdigest()
         principal = scope.get("user")
-        tenant_id = scope.get("path_params", {}).get("tenant_id") or getattr(principal, "tenant_id", None)
+        tenant_id = scope.get("path_params", {}).get("tenant_id") or getattr(
+            principal, "tenant_id", None
+        )
         owner = str(tenant_id) if tenant_id else "agency"
 
         outcome = await self._claim(owner, key, request_hash)
@@ -95,12 +107,16 @@ class IdempotencyMiddleware(ASGIMiddleware):
         finally:
             await self._finish(owner, key, captured)
 
-    async def _claim(self, owner: str, key: str, request_hash: str) -> tuple[int, bytes, bool, str] | None:
+    async def _claim(
+        self, owner: str, key: str, request_hash: str
+    ) -> tuple[int, bytes, bool, str] | None:
         """None when this request may run; else the answer to send instead."""
         now = datetime.now(UTC)
         async with write_transaction():
             where = (IdempotencyRecord.owner == owner) & (IdempotencyRecord.key == key)
-            await IdempotencyRecord.delete().where(where & (IdempotencyRecord.created_at < now - self.ttl))
+            await IdempotencyRecord.delete().where(
+                where & (IdempotencyRecord.created_at < now - self.ttl)
+            )
             claim_id = uuid4()
             await bulk.upsert(
                 IdempotencyRecord,
@@ -114,14 +130,27 @@ class IdempotencyMiddleware(ASGIMiddleware):
             if str(record["id"]) == str(claim_id):
                 return None
             if record["request_hash"] != request_hash:
-                return (*_json(422, "Idempotency-Key was already used with a different request"), False, "application/json")
+                return (
+                    *_json(422, "Idempotency-Key was already used with a different request"),
+                    False,
+                    "application/json",
+                )
             if record["in_flight"]:
                 if now - _aware(record["created_at"]) < self.lock:
-                    return (*_json(409, "a request with this Idempotency-Key is still in progress"), False, "application/json")
+                    return (
+                        *_json(409, "a request with this Idempotency-Key is still in progress"),
+                        False,
+                        "application/json",
+                    )
                 # Its process died mid-request: this retry takes the key over.
                 await IdempotencyRecord.update({IdempotencyRecord.created_at: now}).where(where)
                 return None
-            return (record["response_status"], record["response_body"].encode(), True, record["response_type"])
+            return (
+                record["response_status"],
+                record["response_body"].encode(),
+                True,
+                record["response_type"],
+            )
 
     async def _finish(self, owner: str, key: str, captured: dict[str, Any]) -> None:
         where = (IdempotencyRecord.owner == owner) & (IdempotencyRecord.key == key)
@@ -129,12 +158,16 @@ class IdempotencyMiddleware(ASGIMiddleware):
             if captured["status"] >= 500:
                 await IdempotencyRecord.delete().where(where)
                 return
-            await IdempotencyRecord.update({
-                IdempotencyRecord.in_flight: False,
-                IdempotencyRecord.response_status: captured["status"],
-                IdempotencyRecord.response_body: b"".join(captured["body"]).decode("utf-8", "replace"),
-                IdempotencyRecord.response_type: captured["type"],
-            }).where(where)
+            await IdempotencyRecord.update(
+                {
+                    IdempotencyRecord.in_flight: False,
+                    IdempotencyRecord.response_status: captured["status"],
+                    IdempotencyRecord.response_body: b"".join(captured["body"]).decode(
+                        "utf-8", "replace"
+                    ),
+                    IdempotencyRecord.response_type: captured["type"],
+                }
+            ).where(where)
 
 
 async def purge_expired(ttl_hours: int) -> int:

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
-from uuid import UUID, NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 from msgspec import Meta, Struct
@@ -42,7 +42,9 @@ class DebtorIn(Struct, forbid_unknown_fields=True):
     external_id: ExternalId
     name: Annotated[str, Meta(min_length=1, max_length=256, pattern=SINGLE_LINE)]
     type: Literal["b2b", "b2c"]
-    email: Annotated[str, Meta(max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$")] | None = None
+    email: (
+        Annotated[str, Meta(max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$")] | None
+    ) = None
     phone: Annotated[str, Meta(max_length=32, pattern=r"^\+?[0-9 ()\-]{3,31}$")] | None = None
     address: Annotated[str, Meta(max_length=512, pattern=MULTI_LINE)] | None = None
     org_no: Annotated[str, Meta(max_length=32, pattern=SINGLE_LINE)] | None = None
@@ -118,10 +120,12 @@ def _duplicate_errors(prefix: str, ids: list[str]) -> list[FieldError]:
     errors = []
     for i, external_id in enumerate(ids):
         if external_id in first:
-            errors.append(FieldError(
-                f"{prefix}[{i}].external_id",
-                f"duplicate external_id {external_id!r} (also at {prefix}[{first[external_id]}])",
-            ))
+            errors.append(
+                FieldError(
+                    f"{prefix}[{i}].external_id",
+                    f"duplicate external_id {external_id!r} (also at {prefix}[{first[external_id]}])",
+                )
+            )
         else:
             first[external_id] = i
     return errors
@@ -148,19 +152,61 @@ def payment_rule_errors(batch: PaymentBatch, scope: TenantScope) -> list[FieldEr
 
 
 INVOICE_COLUMNS = (
-    "id", "tenant", "debtor", "external_id", "issue_date", "due_date", "amount", "currency",
-    "reference", "e_invoice", "fee_agreed", "description", "state", "paid_amount",
-    "content_hash", "created_at", "updated_at",
+    "id",
+    "tenant",
+    "debtor",
+    "external_id",
+    "issue_date",
+    "due_date",
+    "amount",
+    "currency",
+    "reference",
+    "e_invoice",
+    "fee_agreed",
+    "description",
+    "state",
+    "paid_amount",
+    "content_hash",
+    "created_at",
+    "updated_at",
 )
 INVOICE_UPDATES = (
-    "debtor", "issue_date", "due_date", "amount", "currency", "reference", "e_invoice",
-    "fee_agreed", "description", "content_hash", "updated_at",
+    "debtor",
+    "issue_date",
+    "due_date",
+    "amount",
+    "currency",
+    "reference",
+    "e_invoice",
+    "fee_agreed",
+    "description",
+    "content_hash",
+    "updated_at",
 )
 DEBTOR_COLUMNS = (
-    "id", "tenant", "external_id", "name", "type", "email", "phone", "address", "org_no",
-    "content_hash", "created_at", "updated_at",
+    "id",
+    "tenant",
+    "external_id",
+    "name",
+    "type",
+    "email",
+    "phone",
+    "address",
+    "org_no",
+    "content_hash",
+    "created_at",
+    "updated_at",
 )
-DEBTOR_UPDATES = ("name", "type", "email", "phone", "address", "org_no", "content_hash", "updated_at")
+DEBTOR_UPDATES = (
+    "name",
+    "type",
+    "email",
+    "phone",
+    "address",
+    "org_no",
+    "content_hash",
+    "updated_at",
+)
 
 
 async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBatchResult:
@@ -173,18 +219,48 @@ async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBat
     for row in batch.invoices:  # the last row naming a debtor carries its current details
         d = row.debtor
         debtors[d.external_id] = (
-            row_id(tid, "debtor", d.external_id), tid, d.external_id, d.name, d.type, d.email,
-            d.phone, d.address, d.org_no,
-            _digest(d.name, d.type, d.email, d.phone, d.address, d.org_no), now, now,
+            row_id(tid, "debtor", d.external_id),
+            tid,
+            d.external_id,
+            d.name,
+            d.type,
+            d.email,
+            d.phone,
+            d.address,
+            d.org_no,
+            _digest(d.name, d.type, d.email, d.phone, d.address, d.org_no),
+            now,
+            now,
         )
     invoices = {
         row.external_id: (
-            row_id(tid, "invoice", row.external_id), tid, row_id(tid, "debtor", row.debtor.external_id),
-            row.external_id, row.issue_date, row.due_date, row.amount, row.currency,
-            row.reference, row.e_invoice, row.fee_agreed, row.description, "active", 0,
-            _digest(row.debtor.external_id, row.issue_date, row.due_date, row.amount,
-                    row.currency, row.reference, row.e_invoice, row.fee_agreed, row.description),
-            now, now,
+            row_id(tid, "invoice", row.external_id),
+            tid,
+            row_id(tid, "debtor", row.debtor.external_id),
+            row.external_id,
+            row.issue_date,
+            row.due_date,
+            row.amount,
+            row.currency,
+            row.reference,
+            row.e_invoice,
+            row.fee_agreed,
+            row.description,
+            "active",
+            0,
+            _digest(
+                row.debtor.external_id,
+                row.issue_date,
+                row.due_date,
+                row.amount,
+                row.currency,
+                row.reference,
+                row.e_invoice,
+                row.fee_agreed,
+                row.description,
+            ),
+            now,
+            now,
         )
         for row in batch.invoices
     }
@@ -192,29 +268,55 @@ async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBat
         await bulk.advisory_lock(f"ingest:{tid}")
         known_debtors = await _known_hashes(Debtor, tid, list(debtors))
         changed_debtors = [r for k, r in debtors.items() if known_debtors.get(k) != r[9]]
-        await bulk.upsert(Debtor, DEBTOR_COLUMNS, changed_debtors, ("tenant", "external_id"), DEBTOR_UPDATES)
+        await bulk.upsert(
+            Debtor, DEBTOR_COLUMNS, changed_debtors, ("tenant", "external_id"), DEBTOR_UPDATES
+        )
         known = await _known_hashes(Invoice, tid, list(invoices))
         created = [r for k, r in invoices.items() if k not in known]
         updated = [r for k, r in invoices.items() if k in known and known[k] != r[14]]
-        await bulk.upsert(Invoice, INVOICE_COLUMNS, created + updated, ("tenant", "external_id"), INVOICE_UPDATES)
+        await bulk.upsert(
+            Invoice, INVOICE_COLUMNS, created + updated, ("tenant", "external_id"), INVOICE_UPDATES
+        )
         # An amount may have changed under its payments, and payments that arrived before
         # their invoice can now be matched.
-        await settlement.match_waiting_payments(scope, [r[3] for r in created], [r[8] for r in created if r[8]])
+        await settlement.match_waiting_payments(
+            scope, [r[3] for r in created], [r[8] for r in created if r[8]]
+        )
         await settlement.resettle(scope, [r[0] for r in updated])
-        result = InvoiceBatchResult(len(created), len(updated), len(invoices) - len(created) - len(updated))
-        await audit.record(scope.principal.actor, "invoices.batch", "invoice", None, tid,
-                           **msgspec.structs.asdict(result))
+        result = InvoiceBatchResult(
+            len(created), len(updated), len(invoices) - len(created) - len(updated)
+        )
+        await audit.record(
+            scope.principal.actor,
+            "invoices.batch",
+            "invoice",
+            None,
+            tid,
+            **msgspec.structs.asdict(result),
+        )
     return result
 
 
 async def _known_hashes(table: type, tenant_id: UUID, external_ids: list[str]) -> dict[str, str]:
-    rows = await bulk.fetch_where_in(table, ("external_id", "content_hash"), tenant_id, "external_id", external_ids)
+    rows = await bulk.fetch_where_in(
+        table, ("external_id", "content_hash"), tenant_id, "external_id", external_ids
+    )
     return {row["external_id"]: row["content_hash"] for row in rows}
 
 
 PAYMENT_COLUMNS = (
-    "id", "tenant", "invoice", "external_id", "amount", "currency", "paid_date",
-    "invoice_external_id", "reference", "matched_by", "matched_at", "created_at",
+    "id",
+    "tenant",
+    "invoice",
+    "external_id",
+    "amount",
+    "currency",
+    "paid_date",
+    "invoice_external_id",
+    "reference",
+    "matched_by",
+    "matched_at",
+    "created_at",
 )
 
 
@@ -229,7 +331,11 @@ async def ingest_payments(scope: TenantScope, batch: PaymentBatch) -> PaymentBat
         existing = {
             row["external_id"]
             for row in await bulk.fetch_where_in(
-                Payment, ("external_id",), tid, "external_id", [p.external_id for p in batch.payments]
+                Payment,
+                ("external_id",),
+                tid,
+                "external_id",
+                [p.external_id for p in batch.payments],
             )
         }
         fresh = [p for p in batch.payments if p.external_id not in existing]
@@ -244,15 +350,34 @@ async def ingest_payments(scope: TenantScope, batch: PaymentBatch) -> PaymentBat
             invoice_id, how = targets.match(p.invoice_external_id, p.reference)
             if invoice_id is not None:
                 matched_invoices.add(invoice_id)
-            rows.append((
-                row_id(tid, "payment", p.external_id), tid, invoice_id, p.external_id, p.amount,
-                p.currency, p.paid_date, p.invoice_external_id, p.reference, how,
-                now if how else None, now,
-            ))
+            rows.append(
+                (
+                    row_id(tid, "payment", p.external_id),
+                    tid,
+                    invoice_id,
+                    p.external_id,
+                    p.amount,
+                    p.currency,
+                    p.paid_date,
+                    p.invoice_external_id,
+                    p.reference,
+                    how,
+                    now if how else None,
+                    now,
+                )
+            )
         await bulk.upsert(Payment, PAYMENT_COLUMNS, rows, ("tenant", "external_id"), ())
         await settlement.resettle(scope, list(matched_invoices))
         matched = sum(1 for r in rows if r[2] is not None)
-        result = PaymentBatchResult(len(rows), len(batch.payments) - len(rows), matched, len(rows) - matched)
-        await audit.record(scope.principal.actor, "payments.batch", "payment", None, tid,
-                           **msgspec.structs.asdict(result))
+        result = PaymentBatchResult(
+            len(rows), len(batch.payments) - len(rows), matched, len(rows) - matched
+        )
+        await audit.record(
+            scope.principal.actor,
+            "payments.batch",
+            "payment",
+            None,
+            tid,
+            **msgspec.structs.asdict(result),
+        )
     return result

@@ -40,7 +40,9 @@ def rq_queue(settings: Settings) -> Any:
     return Queue(QUEUE_NAME, connection=redis_connection(settings.redis_url))
 
 
-def enqueue(settings: Settings, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> str | None:
+def enqueue(
+    settings: Settings, func: Callable[..., Any], *args: Any, job_id: str | None = None
+) -> str | None:
     """Run `func(*args)` in the background; returns the RQ job id (None in-process)."""
     if settings.redis_url:
         return rq_queue(settings).enqueue(func, *args, job_id=job_id).id
@@ -65,8 +67,14 @@ def schedule_periodic(settings: Settings) -> None:
 
 
 def _schedule_next(queue: Any, module: str, name: str, seconds: float) -> None:
-    queue.enqueue_in(timedelta(seconds=seconds), _repeating, module, name, seconds,
-                     job_id=f"periodic:{name}:{uuid4().hex}")
+    queue.enqueue_in(
+        timedelta(seconds=seconds),
+        _repeating,
+        module,
+        name,
+        seconds,
+        job_id=f"periodic:{name}:{uuid4().hex}",
+    )
 
 
 def _repeating(module: str, name: str, seconds: float) -> Any:

@@ -72,7 +72,9 @@ class Settings:
     def from_env(cls) -> Settings:
         env = os.environ.get("KRAVLAB_ENV", "development")
         if env not in ENVIRONMENTS:
-            raise SettingsError(f"KRAVLAB_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+            raise SettingsError(
+                f"KRAVLAB_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}"
+            )
         var_dir = Path(os.environ.get("KRAVLAB_VAR_DIR", "var"))
         database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{var_dir / 'kravlab.sqlite3'}"
         _check_database_url(database_url)

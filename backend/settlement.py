@@ -22,7 +22,9 @@ class InvoiceTargets:
     # Only references carried by exactly one invoice; an ambiguous one matches nothing.
     by_reference: dict[str, UUID] = field(default_factory=dict)
 
-    def match(self, external_id: str | None, reference: str | None) -> tuple[UUID | None, str | None]:
+    def match(
+        self, external_id: str | None, reference: str | None
+    ) -> tuple[UUID | None, str | None]:
         if external_id and external_id in self.by_external_id:
             return self.by_external_id[external_id], "invoice_id"
         if reference and reference in self.by_reference:
@@ -35,10 +37,14 @@ async def find_invoices(
 ) -> InvoiceTargets:
     targets = InvoiceTargets()
     tid = scope.tenant_id
-    for row in await bulk.fetch_where_in(Invoice, ("id", "external_id"), tid, "external_id", sorted(set(external_ids))):
+    for row in await bulk.fetch_where_in(
+        Invoice, ("id", "external_id"), tid, "external_id", sorted(set(external_ids))
+    ):
         targets.by_external_id[row["external_id"]] = _uuid(row["id"])
     seen: dict[str, list[UUID]] = defaultdict(list)
-    for row in await bulk.fetch_where_in(Invoice, ("id", "reference"), tid, "reference", sorted(set(references))):
+    for row in await bulk.fetch_where_in(
+        Invoice, ("id", "reference"), tid, "reference", sorted(set(references))
+    ):
         seen[row["reference"]].append(_uuid(row["id"]))
     targets.by_reference = {ref: ids[0] for ref, ids in seen.items() if len(ids) == 1}
     return targets
@@ -86,7 +92,9 @@ async def resettle(scope: TenantScope, invoice_ids: list[UUID]) -> None:
         for r in await bulk.fetch_where_in(Invoice, ("id", "amount"), tid, "id", ids)
     }
     payments: dict[UUID, list[tuple[date, int]]] = defaultdict(list)
-    for r in await bulk.fetch_where_in(Payment, ("invoice", "amount", "paid_date"), tid, "invoice", ids):
+    for r in await bulk.fetch_where_in(
+        Payment, ("invoice", "amount", "paid_date"), tid, "invoice", ids
+    ):
         payments[_uuid(r["invoice"])].append((_date(r["paid_date"]), r["amount"]))
     rows = []
     for invoice_id, amount in amounts.items():

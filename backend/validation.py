@@ -66,7 +66,9 @@ def value_errors(value: Any, annotation: Any, path: str) -> list[FieldError]:
         try:
             msgspec.convert(value, annotation)
         except msgspec.ValidationError as exc:
-            errors = [e for i, v in enumerate(value) for e in value_errors(v, item_type, f"{path}[{i}]")]
+            errors = [
+                e for i, v in enumerate(value) for e in value_errors(v, item_type, f"{path}[{i}]")
+            ]
             return errors or [FieldError(path, _message(exc))]
         return []
     try:
@@ -96,12 +98,23 @@ def _join(path: str, name: str) -> str:
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _unwrap(annotation: Any) -> Any:
-    while get_origin(annotation) is not None and get_args(annotation) and hasattr(annotation, "__metadata__"):
+    while (
+        get_origin(annotation) is not None
+        and get_args(annotation)
+        and hasattr(annotation, "__metadata__")
+    ):
         annotation = get_args(annotation)[0]
     return annotation
 

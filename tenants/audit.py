@@ -48,15 +48,23 @@ async def page(query: Select, limit: int, cursor: str | None) -> dict[str, Any]:
             at, after = datetime.fromisoformat(at_text), UUID(id_text)
         except ValueError as exc:
             raise BadCursor("malformed cursor") from exc
-        query = query.where((AuditEntry.at < at) | ((AuditEntry.at == at) & (AuditEntry.id < after)))
+        query = query.where(
+            (AuditEntry.at < at) | ((AuditEntry.at == at) & (AuditEntry.id < after))
+        )
     rows = await query.order_by(AuditEntry.at, AuditEntry.id, ascending=False).limit(limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [
-        {"id": r["id"], "actor": r["actor"], "action": r["action"], "object_type": r["object_type"],
-         "object_id": r["object_id"], "detail": json.loads(r["detail"]), "at": r["at"]}
+        {
+            "id": r["id"],
+            "actor": r["actor"],
+            "action": r["action"],
+            "object_type": r["object_type"],
+            "object_id": r["object_id"],
+            "detail": json.loads(r["detail"]),
+            "at": r["at"],
+        }
         for r in rows
     ]
     next_cursor = encode_cursor(rows[-1]["at"].isoformat(), rows[-1]["id"]) if more else None
     return {"items": items, "next_cursor": next_cursor}
-

@@ -45,23 +45,50 @@ async def onboard(
             raise ConflictError(f"a user with email {admin_email!r} exists")
         now = _now()
         await Tenant.insert(
-            Tenant(id=tenant_id, name=name, slug=slug, country=country, currency=currency,
-                   status="active", created_at=now)
+            Tenant(
+                id=tenant_id,
+                name=name,
+                slug=slug,
+                country=country,
+                currency=currency,
+                status="active",
+                created_at=now,
+            )
         )
         await User.insert(
-            User(id=admin_id, tenant=tenant_id, email=admin_email, password_hash=password_hash,
-                 role="tenant_admin", active=True, created_at=now)
+            User(
+                id=admin_id,
+                tenant=tenant_id,
+                email=admin_email,
+                password_hash=password_hash,
+                role="tenant_admin",
+                active=True,
+                created_at=now,
+            )
         )
         await ApiKey.insert(
-            ApiKey(id=key_id, tenant=tenant_id, name="default", prefix=key[:10],
-                   key_hash=api_key_hash(key), scopes="invoices:write,payments:write,read",
-                   created_at=now)
+            ApiKey(
+                id=key_id,
+                tenant=tenant_id,
+                name="default",
+                prefix=key[:10],
+                key_hash=api_key_hash(key),
+                scopes="invoices:write,payments:write,read",
+                created_at=now,
+            )
         )
         await audit.record(actor.actor, "tenant.onboarded", "tenant", tenant_id, None, slug=slug)
-        await audit.record(actor.actor, "tenant.onboarded", "tenant", tenant_id, tenant_id, slug=slug)
+        await audit.record(
+            actor.actor, "tenant.onboarded", "tenant", tenant_id, tenant_id, slug=slug
+        )
     return {
-        "id": tenant_id, "slug": slug, "name": name, "country": country, "currency": currency,
-        "status": "active", "created_at": now,
+        "id": tenant_id,
+        "slug": slug,
+        "name": name,
+        "country": country,
+        "currency": currency,
+        "status": "active",
+        "created_at": now,
         "admin": {"id": admin_id, "email": admin_email, "password": password},
         "api_key": key,
     }
@@ -75,7 +102,9 @@ async def change(tenant_id: UUID, changes: dict[str, Any], actor: Principal) -> 
             await Tenant.update({getattr(Tenant, k): v for k, v in changes.items()}).where(
                 Tenant.id == tenant_id
             )
-            await audit.record(actor.actor, "tenant.changed", "tenant", tenant_id, tenant_id, **changes)
+            await audit.record(
+                actor.actor, "tenant.changed", "tenant", tenant_id, tenant_id, **changes
+            )
 
 
 async def offboard(tenant_id: UUID, actor: Principal) -> None:
@@ -87,7 +116,9 @@ async def offboard(tenant_id: UUID, actor: Principal) -> None:
         for column in UNOWNED_TENANT_ROWS:
             await column._meta.table.delete().where(column == str(tenant_id))
         await Tenant.delete().where(Tenant.id == tenant_id)
-        await audit.record(actor.actor, "tenant.offboarded", "tenant", tenant_id, None, slug=row["slug"])
+        await audit.record(
+            actor.actor, "tenant.offboarded", "tenant", tenant_id, None, slug=row["slug"]
+        )
 
 
 async def invite_user(tenant_id: UUID, email: str, role: str, actor: Principal) -> dict[str, Any]:
@@ -99,10 +130,19 @@ async def invite_user(tenant_id: UUID, email: str, role: str, actor: Principal) 
             raise ConflictError(f"a user with email {email!r} exists")
         now = _now()
         await User.insert(
-            User(id=user_id, tenant=tenant_id, email=email, password_hash=password_hash,
-                 role=role, active=True, created_at=now)
+            User(
+                id=user_id,
+                tenant=tenant_id,
+                email=email,
+                password_hash=password_hash,
+                role=role,
+                active=True,
+                created_at=now,
+            )
         )
-        await audit.record(actor.actor, "user.invited", "user", user_id, tenant_id, email=email, role=role)
+        await audit.record(
+            actor.actor, "user.invited", "user", user_id, tenant_id, email=email, role=role
+        )
     return {"id": user_id, "email": email, "role": role, "password": password, "created_at": now}
 
 
@@ -114,8 +154,15 @@ async def create_agency_user(email: str, password: str, role: str) -> UUID:
         if await User.exists().where(User.email == email):
             raise ConflictError(f"a user with email {email!r} exists")
         await User.insert(
-            User(id=user_id, tenant=None, email=email, password_hash=password_hash, role=role,
-                 active=True, created_at=_now())
+            User(
+                id=user_id,
+                tenant=None,
+                email=email,
+                password_hash=password_hash,
+                role=role,
+                active=True,
+                created_at=_now(),
+            )
         )
         await audit.record("cli", "user.created", "user", user_id, None, email=email, role=role)
     return user_id
@@ -128,20 +175,36 @@ async def create_api_key(
     now = _now()
     async with write_transaction():
         await ApiKey.insert(
-            ApiKey(id=key_id, tenant=tenant_id, name=name, prefix=key[:10],
-                   key_hash=api_key_hash(key), scopes=",".join(scopes), created_at=now)
+            ApiKey(
+                id=key_id,
+                tenant=tenant_id,
+                name=name,
+                prefix=key[:10],
+                key_hash=api_key_hash(key),
+                scopes=",".join(scopes),
+                created_at=now,
+            )
         )
-        await audit.record(actor.actor, "api_key.created", "api_key", key_id, tenant_id,
-                           name=name, scopes=scopes)
-    return {"id": key_id, "name": name, "prefix": key[:10], "scopes": scopes, "key": key,
-            "created_at": now}
+        await audit.record(
+            actor.actor, "api_key.created", "api_key", key_id, tenant_id, name=name, scopes=scopes
+        )
+    return {
+        "id": key_id,
+        "name": name,
+        "prefix": key[:10],
+        "scopes": scopes,
+        "key": key,
+        "created_at": now,
+    }
 
 
 async def revoke_api_key(tenant_id: UUID, key_id: UUID, actor: Principal) -> None:
     async with write_transaction():
-        row = await ApiKey.select(ApiKey.revoked_at).where(
-            (ApiKey.id == key_id) & (ApiKey.tenant == tenant_id)
-        ).first()
+        row = (
+            await ApiKey.select(ApiKey.revoked_at)
+            .where((ApiKey.id == key_id) & (ApiKey.tenant == tenant_id))
+            .first()
+        )
         if row is None:
             raise NotFoundException("api key not found")
         if row["revoked_at"] is None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
+from litestar.params import JSONBody
 from msgspec import Meta, Struct
 
 from backend.settings import Settings
@@ -28,9 +30,13 @@ class AuthController(Controller):
     path = "/api/v1"
     tags = ["auth"]
 
-    @post("/auth/login", opt={"public": True, "no_idempotency": True, "body": LoginIn},
-          status_code=200, summary="Log in with email and password")
-    async def login(self, data: LoginIn, settings: Settings) -> TokenOut:
+    @post(
+        "/auth/login",
+        opt={"public": True, "no_idempotency": True, "body": LoginIn},
+        status_code=200,
+        summary="Log in with email and password",
+    )
+    async def login(self, data: JSONBody[LoginIn], settings: NamedDependency[Settings]) -> TokenOut:
         user = await login(data.email, data.password)
         if user is None:
             raise NotAuthorizedException("wrong email or password")
@@ -38,7 +44,7 @@ class AuthController(Controller):
         return TokenOut(token, "bearer", settings.token_ttl_seconds)
 
     @get("/me", opt={"permission": "me"}, summary="Who the credential is")
-    async def me(self, principal: Principal) -> dict[str, Any]:
+    async def me(self, principal: NamedDependency[Principal]) -> dict[str, Any]:
         return {
             "kind": principal.kind,
             "id": principal.id,

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta, Struct
 
 from backend import book, ingest
@@ -33,75 +34,148 @@ class OptionalReasonIn(Struct, forbid_unknown_fields=True):
 
 
 class MatchIn(Struct, forbid_unknown_fields=True):
-    invoice_id: UUID
+    invoice_id: FromPath[UUID]
 
 
 class InvoiceController(Controller):
     path = "/api/v1/tenants/{tenant_id:uuid}"
     tags = ["invoice book"]
 
-    @post("/invoices/batch", status_code=200,
-          opt={"permission": "invoices:write", "body": ingest.InvoiceBatch},
-          summary="Upsert up to 10 000 invoices by external_id, all or nothing")
-    async def invoice_batch(self, tenant: TenantScope, data: ingest.InvoiceBatch) -> ingest.InvoiceBatchResult:
+    @post(
+        "/invoices/batch",
+        status_code=200,
+        opt={"permission": "invoices:write", "body": ingest.InvoiceBatch},
+        summary="Upsert up to 10 000 invoices by external_id, all or nothing",
+    )
+    async def invoice_batch(
+        self, tenant: NamedDependency[TenantScope], data: JSONBody[ingest.InvoiceBatch]
+    ) -> ingest.InvoiceBatchResult:
         return await ingest.ingest_invoices(tenant, data)
 
     @get("/invoices", opt={"permission": "read"}, summary="List invoices")
     async def list_invoices(
         self,
-        tenant: TenantScope,
+        tenant: NamedDependency[TenantScope],
         limit: Limit,
         cursor: Cursor,
-        status: Status | None = None,
-        debtor: Annotated[str | None, Parameter(max_length=128, description="debtor external_id or id")] = None,
-        external_id: Annotated[str | None, Parameter(max_length=128)] = None,
-        due_from: date | None = None,
-        due_to: date | None = None,
+        status: FromQuery[Status | None] = None,
+        debtor: Annotated[
+            str | None, QueryParameter(max_length=128, description="debtor external_id or id")
+        ] = None,
+        external_id: Annotated[str | None, QueryParameter(max_length=128)] = None,
+        due_from: FromQuery[date | None] = None,
+        due_to: FromQuery[date | None] = None,
     ) -> dict[str, Any]:
         return await book.list_invoices(
-            tenant, status=status, debtor=debtor, external_id=external_id, due_from=due_from,
-            due_to=due_to, limit=limit, cursor=cursor,
+            tenant,
+            status=status,
+            debtor=debtor,
+            external_id=external_id,
+            due_from=due_from,
+            due_to=due_to,
+            limit=limit,
+            cursor=cursor,
         )
 
-    @get("/invoices/{invoice_id:uuid}", opt={"permission": "read"},
-         summary="One invoice with outstanding, status and timeline")
-    async def get_invoice(self, tenant: TenantScope, invoice_id: UUID) -> dict[str, Any]:
+    @get(
+        "/invoices/{invoice_id:uuid}",
+        opt={"permission": "read"},
+        summary="One invoice with outstanding, status and timeline",
+    )
+    async def get_invoice(
+        self, tenant: NamedDependency[TenantScope], invoice_id: FromPath[UUID]
+    ) -> dict[str, Any]:
         return await book.get_invoice(tenant, invoice_id)
 
-    @post("/invoices/{invoice_id:uuid}/pause", status_code=200,
-          opt={"permission": "invoices:manage", "body": PauseIn}, summary="Stop the flow")
-    async def pause(self, tenant: TenantScope, invoice_id: UUID, data: PauseIn) -> dict[str, Any]:
+    @post(
+        "/invoices/{invoice_id:uuid}/pause",
+        status_code=200,
+        opt={"permission": "invoices:manage", "body": PauseIn},
+        summary="Stop the flow",
+    )
+    async def pause(
+        self,
+        tenant: NamedDependency[TenantScope],
+        invoice_id: FromPath[UUID],
+        data: JSONBody[PauseIn],
+    ) -> dict[str, Any]:
         return await book.change_state(tenant, invoice_id, "pause", data.reason, data.until)
 
-    @post("/invoices/{invoice_id:uuid}/resume", status_code=200,
-          opt={"permission": "invoices:manage", "body": OptionalReasonIn}, summary="Restart the flow")
-    async def resume(self, tenant: TenantScope, invoice_id: UUID, data: OptionalReasonIn | None = None) -> dict[str, Any]:
+    @post(
+        "/invoices/{invoice_id:uuid}/resume",
+        status_code=200,
+        opt={"permission": "invoices:manage", "body": OptionalReasonIn},
+        summary="Restart the flow",
+    )
+    async def resume(
+        self,
+        tenant: NamedDependency[TenantScope],
+        invoice_id: FromPath[UUID],
+        data: JSONBody[OptionalReasonIn | None] = None,
+    ) -> dict[str, Any]:
         return await book.change_state(tenant, invoice_id, "resume", (data and data.reason) or "")
 
-    @post("/invoices/{invoice_id:uuid}/dispute", status_code=200,
-          opt={"permission": "invoices:manage", "body": ReasonIn},
-          summary="Dispute: no contacts and no escalation")
-    async def dispute(self, tenant: TenantScope, invoice_id: UUID, data: ReasonIn) -> dict[str, Any]:
+    @post(
+        "/invoices/{invoice_id:uuid}/dispute",
+        status_code=200,
+        opt={"permission": "invoices:manage", "body": ReasonIn},
+        summary="Dispute: no contacts and no escalation",
+    )
+    async def dispute(
+        self,
+        tenant: NamedDependency[TenantScope],
+        invoice_id: FromPath[UUID],
+        data: JSONBody[ReasonIn],
+    ) -> dict[str, Any]:
         return await book.change_state(tenant, invoice_id, "dispute", data.reason)
 
-    @post("/invoices/{invoice_id:uuid}/resolve", status_code=200,
-          opt={"permission": "invoices:manage", "body": OptionalReasonIn}, summary="Resolve a dispute")
-    async def resolve(self, tenant: TenantScope, invoice_id: UUID, data: OptionalReasonIn | None = None) -> dict[str, Any]:
+    @post(
+        "/invoices/{invoice_id:uuid}/resolve",
+        status_code=200,
+        opt={"permission": "invoices:manage", "body": OptionalReasonIn},
+        summary="Resolve a dispute",
+    )
+    async def resolve(
+        self,
+        tenant: NamedDependency[TenantScope],
+        invoice_id: FromPath[UUID],
+        data: JSONBody[OptionalReasonIn | None] = None,
+    ) -> dict[str, Any]:
         return await book.change_state(tenant, invoice_id, "resolve", (data and data.reason) or "")
 
-    @post("/payments/batch", status_code=200,
-          opt={"permission": "payments:write", "body": ingest.PaymentBatch},
-          summary="Record payments, matched by invoice id or reference")
-    async def payment_batch(self, tenant: TenantScope, data: ingest.PaymentBatch) -> ingest.PaymentBatchResult:
+    @post(
+        "/payments/batch",
+        status_code=200,
+        opt={"permission": "payments:write", "body": ingest.PaymentBatch},
+        summary="Record payments, matched by invoice id or reference",
+    )
+    async def payment_batch(
+        self, tenant: NamedDependency[TenantScope], data: JSONBody[ingest.PaymentBatch]
+    ) -> ingest.PaymentBatchResult:
         return await ingest.ingest_payments(tenant, data)
 
-    @get("/payments", opt={"permission": "read"}, summary="List payments (unmatched=true: the queue)")
+    @get(
+        "/payments", opt={"permission": "read"}, summary="List payments (unmatched=true: the queue)"
+    )
     async def list_payments(
-        self, tenant: TenantScope, limit: Limit, cursor: Cursor, unmatched: bool | None = None
+        self,
+        tenant: NamedDependency[TenantScope],
+        limit: Limit,
+        cursor: Cursor,
+        unmatched: FromQuery[bool | None] = None,
     ) -> dict[str, Any]:
         return await book.list_payments(tenant, unmatched=unmatched, limit=limit, cursor=cursor)
 
-    @post("/payments/{payment_id:uuid}/match", status_code=200,
-          opt={"permission": "payments:match", "body": MatchIn}, summary="Match a payment by hand")
-    async def match(self, tenant: TenantScope, payment_id: UUID, data: MatchIn) -> dict[str, Any]:
+    @post(
+        "/payments/{payment_id:uuid}/match",
+        status_code=200,
+        opt={"permission": "payments:match", "body": MatchIn},
+        summary="Match a payment by hand",
+    )
+    async def match(
+        self,
+        tenant: NamedDependency[TenantScope],
+        payment_id: FromPath[UUID],
+        data: JSONBody[MatchIn],
+    ) -> dict[str, Any]:
         return await book.match_payment(tenant, payment_id, data.invoice_id)

@@ -6,20 +6,20 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Request
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from tenants.access import Principal
 from tenants.scope import TenantScope
 
 MAX_LIMIT = 1000
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, default=50, description="page size")]
-Cursor = Annotated[str | None, Parameter(max_length=512, description="from next_cursor")]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, default=50, description="page size")]
+Cursor = Annotated[str | None, QueryParameter(max_length=512, description="from next_cursor")]
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return request.user
 
 
-async def provide_scope(tenant_id: UUID, request: Request[Any, Any, Any]) -> TenantScope:
+async def provide_scope(tenant_id: FromPath[UUID], request: Request[Any, Any, Any]) -> TenantScope:
     return await TenantScope.open(tenant_id, request.user)

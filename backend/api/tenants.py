@@ -8,7 +8,9 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
 from backend.api.deps import Cursor, Limit
@@ -20,7 +22,14 @@ from tenants.pagination import decode_cursor, encode_cursor
 from tenants.scope import TenantScope
 from tenants.tables import ApiKey, AuditEntry, Tenant, User
 
-Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$")]
+Email = Annotated[
+    str,
+    Meta(
+        min_length=3,
+        max_length=254,
+        pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$",
+    ),
+]
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=SINGLE_LINE)]
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
@@ -49,7 +58,9 @@ class UserIn(Struct, forbid_unknown_fields=True):
 
 
 def _tenant_out(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("id", "slug", "name", "country", "currency", "status", "created_at")}
+    return {
+        k: row[k] for k in ("id", "slug", "name", "country", "currency", "status", "created_at")
+    }
 
 
 class TenantController(Controller):
@@ -57,7 +68,9 @@ class TenantController(Controller):
     tags = ["tenants"]
 
     @post("/", opt={"permission": "tenants:create", "body": TenantIn}, summary="Onboard a client")
-    async def onboard(self, data: TenantIn, principal: Principal) -> dict[str, Any]:
+    async def onboard(
+        self, data: JSONBody[TenantIn], principal: NamedDependency[Principal]
+    ) -> dict[str, Any]:
         errors = []
         if not SLUG.match(data.slug):
             errors.append(FieldError("slug", "lowercase letters, digits and inner hyphens only"))
@@ -68,12 +81,18 @@ class TenantController(Controller):
         if errors:
             raise InvalidInput(errors)
         return await onboarding.onboard(
-            name=data.name, slug=data.slug, country=data.country, currency=data.currency,
-            admin_email=data.admin_email.lower(), actor=principal,
+            name=data.name,
+            slug=data.slug,
+            country=data.country,
+            currency=data.currency,
+            admin_email=data.admin_email.lower(),
+            actor=principal,
         )
 
     @get("/", opt={"permission": "tenants:read"}, summary="List tenants the caller can see")
-    async def list_tenants(self, principal: Principal, limit: Limit, cursor: Cursor) -> dict[str, Any]:
+    async def list_tenants(
+        self, principal: NamedDependency[Principal], limit: Limit, cursor: Cursor
+    ) -> dict[str, Any]:
         query = Tenant.select().order_by(Tenant.slug)
         if principal.tenant_id is not None:
             query = query.where(Tenant.id == principal.tenant_id)
@@ -83,65 +102,120 @@ class TenantController(Controller):
         rows = await query.limit(limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        return {"items": [_tenant_out(r) for r in rows],
-                "next_cursor": encode_cursor(rows[-1]["slug"]) if more else None}
+        return {
+            "items": [_tenant_out(r) for r in rows],
+            "next_cursor": encode_cursor(rows[-1]["slug"]) if more else None,
+        }
 
     @get("/{tenant_id:uuid}", opt={"permission": "tenants:read"})
-    async def get_tenant(self, tenant_id: UUID) -> dict[str, Any]:
+    async def get_tenant(self, tenant_id: FromPath[UUID]) -> dict[str, Any]:
         row = await Tenant.select().where(Tenant.id == tenant_id).first()
         if row is None:
             raise NotFoundException("tenant not found")
         return _tenant_out(row)
 
-    @patch("/{tenant_id:uuid}", opt={"permission": "tenants:manage", "body": TenantPatch},
-           summary="Suspend, reactivate or rename")
-    async def change_tenant(self, tenant_id: UUID, data: TenantPatch, principal: Principal) -> dict[str, Any]:
+    @patch(
+        "/{tenant_id:uuid}",
+        opt={"permission": "tenants:manage", "body": TenantPatch},
+        summary="Suspend, reactivate or rename",
+    )
+    async def change_tenant(
+        self,
+        tenant_id: FromPath[UUID],
+        data: JSONBody[TenantPatch],
+        principal: NamedDependency[Principal],
+    ) -> dict[str, Any]:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         await onboarding.change(tenant_id, changes, principal)
         return await self.get_tenant.fn(self, tenant_id)
 
-    @delete("/{tenant_id:uuid}", opt={"permission": "tenants:manage"},
-             summary="Offboard: erase the tenant and all its data")
-    async def offboard(self, tenant_id: UUID, principal: Principal) -> None:
+    @delete(
+        "/{tenant_id:uuid}",
+        opt={"permission": "tenants:manage"},
+        summary="Offboard: erase the tenant and all its data",
+    )
+    async def offboard(
+        self, tenant_id: FromPath[UUID], principal: NamedDependency[Principal]
+    ) -> None:
         await onboarding.offboard(tenant_id, principal)
 
-    @post("/{tenant_id:uuid}/api-keys", opt={"permission": "keys:manage", "body": ApiKeyIn},
-          summary="Create an API key (shown once)")
-    async def create_key(self, tenant: TenantScope, data: ApiKeyIn, principal: Principal) -> dict[str, Any]:
-        bad = [FieldError(f"scopes[{i}]", f"unknown scope {s!r}") for i, s in enumerate(data.scopes) if s not in SCOPES]
+    @post(
+        "/{tenant_id:uuid}/api-keys",
+        opt={"permission": "keys:manage", "body": ApiKeyIn},
+        summary="Create an API key (shown once)",
+    )
+    async def create_key(
+        self,
+        tenant: NamedDependency[TenantScope],
+        data: JSONBody[ApiKeyIn],
+        principal: NamedDependency[Principal],
+    ) -> dict[str, Any]:
+        bad = [
+            FieldError(f"scopes[{i}]", f"unknown scope {s!r}")
+            for i, s in enumerate(data.scopes)
+            if s not in SCOPES
+        ]
         if bad:
             raise InvalidInput(bad)
-        return await onboarding.create_api_key(tenant.tenant_id, data.name, sorted(set(data.scopes)), principal)
+        return await onboarding.create_api_key(
+            tenant.tenant_id, data.name, sorted(set(data.scopes)), principal
+        )
 
     @get("/{tenant_id:uuid}/api-keys", opt={"permission": "keys:manage"})
-    async def list_keys(self, tenant: TenantScope) -> dict[str, Any]:
+    async def list_keys(self, tenant: NamedDependency[TenantScope]) -> dict[str, Any]:
         rows = await tenant.select(
-            ApiKey, ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.scopes, ApiKey.created_at,
-            ApiKey.revoked_at, ApiKey.last_used_at,
+            ApiKey,
+            ApiKey.id,
+            ApiKey.name,
+            ApiKey.prefix,
+            ApiKey.scopes,
+            ApiKey.created_at,
+            ApiKey.revoked_at,
+            ApiKey.last_used_at,
         ).order_by(ApiKey.created_at)
         for row in rows:
             row["scopes"] = row["scopes"].split(",")
         return {"items": rows, "next_cursor": None}
 
-    @delete("/{tenant_id:uuid}/api-keys/{key_id:uuid}", opt={"permission": "keys:manage"},
-            summary="Revoke an API key at once")
-    async def revoke_key(self, tenant: TenantScope, key_id: UUID, principal: Principal) -> None:
+    @delete(
+        "/{tenant_id:uuid}/api-keys/{key_id:uuid}",
+        opt={"permission": "keys:manage"},
+        summary="Revoke an API key at once",
+    )
+    async def revoke_key(
+        self,
+        tenant: NamedDependency[TenantScope],
+        key_id: FromPath[UUID],
+        principal: NamedDependency[Principal],
+    ) -> None:
         await onboarding.revoke_api_key(tenant.tenant_id, key_id, principal)
 
-    @post("/{tenant_id:uuid}/users", opt={"permission": "users:manage", "body": UserIn},
-          summary="Invite a user of the tenant (password shown once)")
-    async def invite(self, tenant: TenantScope, data: UserIn, principal: Principal) -> dict[str, Any]:
-        return await onboarding.invite_user(tenant.tenant_id, data.email.lower(), data.role, principal)
+    @post(
+        "/{tenant_id:uuid}/users",
+        opt={"permission": "users:manage", "body": UserIn},
+        summary="Invite a user of the tenant (password shown once)",
+    )
+    async def invite(
+        self,
+        tenant: NamedDependency[TenantScope],
+        data: JSONBody[UserIn],
+        principal: NamedDependency[Principal],
+    ) -> dict[str, Any]:
+        return await onboarding.invite_user(
+            tenant.tenant_id, data.email.lower(), data.role, principal
+        )
 
     @get("/{tenant_id:uuid}/users", opt={"permission": "users:manage"})
-    async def list_users(self, tenant: TenantScope) -> dict[str, Any]:
+    async def list_users(self, tenant: NamedDependency[TenantScope]) -> dict[str, Any]:
         rows = await tenant.select(
             User, User.id, User.email, User.role, User.active, User.created_at, User.last_login_at
         ).order_by(User.email)
         return {"items": rows, "next_cursor": None}
 
     @get("/{tenant_id:uuid}/audit", opt={"permission": "read"}, summary="Who changed what, when")
-    async def tenant_audit(self, tenant: TenantScope, limit: Limit, cursor: Cursor) -> dict[str, Any]:
+    async def tenant_audit(
+        self, tenant: NamedDependency[TenantScope], limit: Limit, cursor: Cursor
+    ) -> dict[str, Any]:
         return await audit.page(tenant.select(AuditEntry), limit, cursor)
 
 

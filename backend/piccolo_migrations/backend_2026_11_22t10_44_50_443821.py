@@ -1,15 +1,16 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.columns.base import OnDelete
-from piccolo.columns.base import OnUpdate
-from piccolo.columns.column_types import BigInt
-from piccolo.columns.column_types import Boolean
-from piccolo.columns.column_types import Date
-from piccolo.columns.column_types import ForeignKey
-from piccolo.columns.column_types import Integer
-from piccolo.columns.column_types import Text
-from piccolo.columns.column_types import Timestamptz
-from piccolo.columns.column_types import UUID
-from piccolo.columns.column_types import Varchar
+from piccolo.columns.base import OnDelete, OnUpdate
+from piccolo.columns.column_types import (
+    UUID,
+    BigInt,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.defaults.date import DateNow
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
@@ -65,9 +66,7 @@ DESCRIPTION = "True"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="backend", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="backend", description=DESCRIPTION)
 
     manager.add_table(
         class_name="IdempotencyRecord",
@@ -76,17 +75,11 @@ async def forwards():
         columns=None,
     )
 
-    manager.add_table(
-        class_name="Invoice", tablename="invoices", schema=None, columns=None
-    )
+    manager.add_table(class_name="Invoice", tablename="invoices", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Debtor", tablename="debtors", schema=None, columns=None
-    )
+    manager.add_table(class_name="Debtor", tablename="debtors", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Payment", tablename="payments", schema=None, columns=None
-    )
+    manager.add_table(class_name="Payment", tablename="payments", schema=None, columns=None)
 
     manager.add_table(
         class_name="InvoiceEvent",

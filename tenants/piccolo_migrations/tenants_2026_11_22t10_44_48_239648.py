@@ -1,12 +1,6 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.columns.base import OnDelete
-from piccolo.columns.base import OnUpdate
-from piccolo.columns.column_types import Boolean
-from piccolo.columns.column_types import ForeignKey
-from piccolo.columns.column_types import Text
-from piccolo.columns.column_types import Timestamptz
-from piccolo.columns.column_types import UUID
-from piccolo.columns.column_types import Varchar
+from piccolo.columns.base import OnDelete, OnUpdate
+from piccolo.columns.column_types import UUID, Boolean, ForeignKey, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
 from piccolo.columns.indexes import IndexMethod
@@ -33,25 +27,15 @@ DESCRIPTION = "True"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="tenants", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="tenants", description=DESCRIPTION)
 
-    manager.add_table(
-        class_name="ApiKey", tablename="api_keys", schema=None, columns=None
-    )
+    manager.add_table(class_name="ApiKey", tablename="api_keys", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Tenant", tablename="tenants", schema=None, columns=None
-    )
+    manager.add_table(class_name="Tenant", tablename="tenants", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="AuditEntry", tablename="audit_log", schema=None, columns=None
-    )
+    manager.add_table(class_name="AuditEntry", tablename="audit_log", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="User", tablename="users", schema=None, columns=None
-    )
+    manager.add_table(class_name="User", tablename="users", schema=None, columns=None)
 
     manager.add_column(
         table_class_name="ApiKey",

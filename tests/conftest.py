@@ -1,0 +1,182 @@
+"""Test configuration: one real database per run, chosen by KRAVLAB_TEST_DB.
+
+`make test` runs the suite twice: on a fresh SQLite file and on a fresh PostgreSQL
+database. Without a reachable PostgreSQL (or Redis) those parts are skipped with one line,
+unless KRAVLAB_REQUIRE_SERVICES=1 (CI), where a missing service fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+ENGINE = os.environ.get("KRAVLAB_TEST_DB", "sqlite")
+REQUIRE_SERVICES = os.environ.get("KRAVLAB_REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get(
+    "KRAVLAB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/kravlab_test"
+)
+REDIS_URL = os.environ.get("KRAVLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+VAR_DIR = Path(tempfile.mkdtemp(prefix="kravlab-test-"))
+
+
+def reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 5432), timeout=1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def _fresh_postgres(url: str) -> None:
+    """Drop and recreate the test database so every run starts empty."""
+    import asyncio
+
+    import asyncpg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    admin_url = parsed._replace(path="/postgres").geturl()
+
+    async def recreate() -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(recreate())
+
+
+if ENGINE == "postgres":
+    if not reachable(POSTGRES_URL):
+        message = f"PostgreSQL not reachable at {POSTGRES_URL}"
+        if REQUIRE_SERVICES:
+            raise pytest.UsageError(message + " and KRAVLAB_REQUIRE_SERVICES=1")
+        pytest.exit(f"skipping the PostgreSQL run: {message}", returncode=0)
+    _fresh_postgres(POSTGRES_URL)
+    os.environ["DATABASE_URL"] = POSTGRES_URL
+elif ENGINE == "sqlite":
+    os.environ["DATABASE_URL"] = f"sqlite:///{VAR_DIR / 'test.sqlite3'}"
+else:
+    raise pytest.UsageError(f"KRAVLAB_TEST_DB must be sqlite or postgres, got {ENGINE!r}")
+
+os.environ["KRAVLAB_ENV"] = "test"
+os.environ["KRAVLAB_VAR_DIR"] = str(VAR_DIR)
+os.environ["KRAVLAB_SECRET_KEY"] = secrets.token_urlsafe(48)
+os.environ.pop("REDIS_URL", None)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"kravlab database: {ENGINE} ({os.environ['DATABASE_URL']})"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not reachable(REDIS_URL.replace("redis://", "tcp://")):
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis not reachable at {REDIS_URL} and KRAVLAB_REQUIRE_SERVICES=1")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return os.environ["DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+async def migrated() -> None:
+    from backend.migrate import migrate
+
+    await migrate()
+
+
+@pytest.fixture(scope="session")
+def settings(migrated: None) -> Any:
+    from backend.settings import Settings
+
+    return Settings.from_env()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`kravlab serve` in a subprocess: the tests talk HTTP to the real thing."""
+
+    def __init__(self, workers: int = 1, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = VAR_DIR / f"server-{self.port}.log"
+        self.env = {**os.environ, **env}
+        self.workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LiveServer:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "backend.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=self.env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(migrated: None) -> Iterator[LiveServer]:
+    live = LiveServer().start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+        yield http
