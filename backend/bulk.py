@@ -27,6 +27,11 @@ _PG_ARRAY_TYPES = {
 }
 
 
+def _array_type(table: type[Table], column: str) -> str:
+    column_type = table._meta.get_column_by_name(column).column_type
+    return _PG_ARRAY_TYPES[column_type.split("(")[0]]
+
+
 def _connection() -> Any:
     transaction = engine().current_transaction.get()
     if transaction is None:
@@ -59,7 +64,7 @@ async def upsert(
             f"INSERT INTO {name} ({column_list}) VALUES ({marks}) {on_conflict}", rows
         )
         return
-    types = [_PG_ARRAY_TYPES[table._meta.get_column_by_name(c).column_type] for c in columns]
+    types = [_array_type(table, c) for c in columns]
     arrays = ", ".join(f"${i + 1}::{t}" for i, t in enumerate(types))
     await connection.execute(
         f"INSERT INTO {name} ({column_list}) SELECT * FROM unnest({arrays}) {on_conflict}",
@@ -80,7 +85,7 @@ async def update_many(
         await connection.executemany(f"UPDATE {name} SET {sets} WHERE {key} = ?", rows)
         return
     all_columns = [*columns, key]
-    types = [_PG_ARRAY_TYPES[table._meta.get_column_by_name(c).column_type] for c in all_columns]
+    types = [_array_type(table, c) for c in all_columns]
     sets = ", ".join(f"{c} = data.{c}" for c in columns)
     arrays = ", ".join(f"${i + 1}::{t}" for i, t in enumerate(types))
     await connection.execute(
@@ -110,7 +115,7 @@ async def fetch_where_in(
             (str(tenant_id), json.dumps([str(v) for v in values])),
         )
         return [dict(row) for row in await cursor.fetchall()]
-    array_type = _PG_ARRAY_TYPES[table._meta.get_column_by_name(column).column_type]
+    array_type = _array_type(table, column)
     records = await connection.fetch(
         f"SELECT {select} FROM {name} WHERE tenant = $1 AND {column} = ANY($2::{array_type})",
         tenant_id,

@@ -180,3 +180,19 @@ def server(migrated: None) -> Iterator[LiveServer]:
 async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+async def admin(client: httpx.AsyncClient) -> dict[str, str]:
+    """Headers of an agency admin's session."""
+    from tests.support.world import agency_user
+
+    return await agency_user(client)
+
+
+@pytest.fixture
+async def tenant(client: httpx.AsyncClient, admin: dict[str, str]) -> Any:
+    """A freshly onboarded tenant (SEK) with its default API key."""
+    from tests.support.world import onboard
+
+    return await onboard(client, admin)

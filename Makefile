@@ -1,0 +1,45 @@
+# kravlab: `make demo` runs the product with demo data, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo serve test test-sqlite test-postgres lint bench-ingest clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e . --group dev
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Migrate the embedded SQLite database, seed demo data, print logins, serve on :8000.
+demo: $(STAMP)
+	$(BIN)/kravlab demo
+
+serve: $(STAMP)
+	$(BIN)/kravlab serve
+
+## The whole suite on SQLite, then on PostgreSQL (skipped with one line when unreachable,
+## unless KRAVLAB_REQUIRE_SERVICES=1).
+test: $(STAMP)
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: $(STAMP)
+	KRAVLAB_TEST_DB=sqlite $(BIN)/pytest
+
+test-postgres: $(STAMP)
+	KRAVLAB_TEST_DB=postgres $(BIN)/pytest tests/integration tests/security
+
+lint: $(STAMP)
+	$(BIN)/ruff check backend tenants simulator frontend_api tests bench
+	$(BIN)/ruff format --check backend tenants simulator frontend_api tests bench
+	$(BIN)/mypy backend tenants simulator frontend_api
+
+bench-ingest: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
