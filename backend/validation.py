@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 from litestar.exceptions import HTTPException
@@ -75,7 +75,7 @@ def value_errors(value: Any, annotation: Any, path: str) -> list[FieldError]:
         msgspec.convert(value, annotation)
     except msgspec.ValidationError as exc:
         found = _AT_PATH.search(str(exc))
-        return [FieldError(path + (found.group(1) if found else ""), _message(exc))]
+        return [FieldError(path + (found.group(1) if found else ""), _message(exc, annotation))]
     return []
 
 
@@ -88,9 +88,36 @@ def decode_all_errors(body: bytes, struct_type: type[msgspec.Struct]) -> list[Fi
     return struct_errors(raw, struct_type, "") or [FieldError("$", "invalid body")]
 
 
-def _message(exc: msgspec.ValidationError) -> str:
+# What a failed pattern means, in words a person can act on.
+PATTERN_MEANINGS = {
+    SINGLE_LINE: "must not contain control characters or line breaks",
+    MULTI_LINE: "must not contain control characters",
+    "^[A-Z]{3}$": "must be a three-letter ISO 4217 code such as SEK",
+}
+
+
+def _message(exc: msgspec.ValidationError, annotation: Any = None) -> str:
     text = _AT_PATH.sub("", str(exc))
-    return text[0].lower() + text[1:] if text else "invalid value"
+    text = text[0].lower() + text[1:] if text else "invalid value"
+    found = re.search(r"matching regex '(.*)'$", text)
+    if found:
+        pattern = found.group(1).encode().decode("unicode_escape")
+        return PATTERN_MEANINGS.get(pattern, f"must match the pattern {pattern}")
+    if text.startswith("invalid enum value"):
+        allowed = _literal_values(annotation)
+        if allowed:
+            return f"{text}: expected one of {', '.join(map(repr, allowed))}"
+    return text
+
+
+def _literal_values(annotation: Any) -> tuple[Any, ...]:
+    annotation = _unwrap(annotation)
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    for arg in get_args(annotation):
+        if get_origin(arg) is Literal:
+            return get_args(arg)
+    return ()
 
 
 def _join(path: str, name: str) -> str:
