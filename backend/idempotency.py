@@ -90,7 +90,10 @@ class IdempotencyMiddleware(ASGIMiddleware):
             await _send_json(send, *outcome[:2], replayed=outcome[2], content_type=outcome[3])
             return
 
+        # The answer is held back until it is stored: a client that retries the moment it
+        # has the answer must find it replayable, not still "in flight".
         captured: dict[str, Any] = {"status": 500, "body": [], "type": "application/json"}
+        messages: list[Message] = []
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -100,12 +103,14 @@ class IdempotencyMiddleware(ASGIMiddleware):
                         captured["type"] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
-            await send(message)
+            messages.append(message)
 
         try:
             await next_app(scope, _replay(body), capture)
         finally:
             await self._finish(owner, key, captured)
+        for message in messages:
+            await send(message)
 
     async def _claim(
         self, owner: str, key: str, request_hash: str
