@@ -1,0 +1,230 @@
+"""Every route × every role and key scope × own tenant and another tenant.
+
+The routes come from the app's own route table, so a new route is walked the day it is
+added; it must also appear in ROUTE_PERMISSIONS (the spec below, written from API.md) and
+in BODIES, or this test fails and says so.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+import pytest
+
+from backend.app import create_app
+from tests.support.world import api_key, bearer, invoice, login, onboard, payment, tenant_user
+
+# Who may do what (API.md): permission -> (roles, API key scopes).
+SPEC: dict[str, tuple[set[str], set[str]]] = {
+    "me": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
+           {"read", "invoices:write", "payments:write", "policies:write", "simulations:write"}),
+    "tenants:create": ({"agency_admin"}, set()),
+    "tenants:read": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"}, {"read"}),
+    "tenants:manage": ({"agency_admin"}, set()),
+    "keys:manage": ({"agency_admin", "tenant_admin"}, set()),
+    "users:manage": ({"agency_admin", "tenant_admin"}, set()),
+    "read": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"}, {"read"}),
+    "invoices:write": ({"agency_admin", "tenant_admin"}, {"invoices:write"}),
+    "invoices:manage": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"}, {"invoices:write"}),
+    "payments:write": ({"agency_admin", "tenant_admin"}, {"payments:write"}),
+    "payments:match": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"}, {"payments:write"}),
+}
+
+T = "/api/v1/tenants/{tenant_id}"
+ROUTE_PERMISSIONS = {
+    ("GET", "/api/v1/me"): "me",
+    ("POST", "/api/v1/tenants"): "tenants:create",
+    ("GET", "/api/v1/tenants"): "tenants:read",
+    ("GET", T): "tenants:read",
+    ("PATCH", T): "tenants:manage",
+    ("DELETE", T): "tenants:manage",
+    ("GET", "/api/v1/audit"): "tenants:manage",
+    ("POST", T + "/api-keys"): "keys:manage",
+    ("GET", T + "/api-keys"): "keys:manage",
+    ("DELETE", T + "/api-keys/{key_id}"): "keys:manage",
+    ("POST", T + "/users"): "users:manage",
+    ("GET", T + "/users"): "users:manage",
+    ("GET", T + "/audit"): "read",
+    ("POST", T + "/invoices/batch"): "invoices:write",
+    ("GET", T + "/invoices"): "read",
+    ("GET", T + "/invoices/{invoice_id}"): "read",
+    ("POST", T + "/invoices/{invoice_id}/pause"): "invoices:manage",
+    ("POST", T + "/invoices/{invoice_id}/resume"): "invoices:manage",
+    ("POST", T + "/invoices/{invoice_id}/dispute"): "invoices:manage",
+    ("POST", T + "/invoices/{invoice_id}/resolve"): "invoices:manage",
+    ("POST", T + "/payments/batch"): "payments:write",
+    ("GET", T + "/payments"): "read",
+    ("POST", T + "/payments/{payment_id}/match"): "payments:match",
+}
+PUBLIC = {("POST", "/api/v1/auth/login"), ("GET", "/health")}
+
+
+def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) -> Any:
+    tag = secrets.token_hex(4)
+    bodies = {
+        ("POST", "/api/v1/tenants"): {"name": "M", "slug": f"m-{tag}", "country": "SE", "currency": "SEK",
+                                      "admin_email": f"m-{tag}@matrix.test"},
+        ("PATCH", T): {"name": "Matrix tenant"},
+        ("POST", T + "/api-keys"): {"name": "m", "scopes": ["read"]},
+        ("POST", T + "/users"): {"email": f"u-{tag}@matrix.test", "role": "tenant_member"},
+        ("POST", T + "/invoices/batch"): {"invoices": [invoice(f"MX-{tag}")]},
+        ("POST", T + "/invoices/{invoice_id}/pause"): {"reason": "matrix"},
+        ("POST", T + "/invoices/{invoice_id}/resume"): {"reason": "matrix"},
+        ("POST", T + "/invoices/{invoice_id}/dispute"): {"reason": "matrix"},
+        ("POST", T + "/invoices/{invoice_id}/resolve"): {"reason": "matrix"},
+        ("POST", T + "/payments/batch"): {"payments": [payment(f"MP-{tag}", 100)]},
+        ("POST", T + "/payments/{payment_id}/match"): {"invoice_id": world["invoice_of"].get(tenant_id, "")},
+    }
+    if method in ("GET", "DELETE"):
+        return None
+    return bodies[(method, path)]
+
+
+def app_routes() -> list[tuple[str, str, str | None]]:
+    """(method, path with {names}, declared permission) of every API route in the app."""
+    found = []
+    for route in create_app().routes:
+        if route.path.startswith("/schema"):
+            continue
+        for handler in getattr(route, "route_handlers", []):
+            for method in handler.http_methods:
+                if method in ("OPTIONS", "HEAD"):
+                    continue
+                path = route.path
+                for name in ("tenant_id", "invoice_id", "payment_id", "key_id"):
+                    path = path.replace("{" + name + ":uuid}", "{" + name + "}")
+                found.append((method, path, handler.opt.get("permission")))
+    return found
+
+
+def test_every_route_is_in_the_spec_and_declares_its_permission():
+    routes = app_routes()
+    assert len(routes) >= len(ROUTE_PERMISSIONS)
+    for method, path, declared in routes:
+        if (method, path) in PUBLIC:
+            continue
+        assert (method, path) in ROUTE_PERMISSIONS, f"add {method} {path} to the authorization spec"
+        assert declared == ROUTE_PERMISSIONS[(method, path)], (method, path, declared)
+
+
+@pytest.fixture(scope="module")
+async def world(client, admin) -> dict[str, Any]:
+    own, other = await onboard(client, admin), await onboard(client, admin)
+    marker = f"LEAK{secrets.token_hex(6)}"
+    own_admin = await login(client, own.admin_email, own.admin_password)
+    other_admin = await login(client, other.admin_email, other.admin_password)
+    invoice_of, payment_of = {}, {}
+    for t, session, prefix in ((own, own_admin, "OWN"), (other, other_admin, marker)):
+        rows = [invoice(f"{prefix}-INV", debtor=f"{prefix}-DEBTOR", description=prefix, reference=f"{prefix}-REF")]
+        await client.post(t.path("/invoices/batch"), json={"invoices": rows}, headers=t.key)
+        await client.post(t.path("/payments/batch"), json={"payments": [payment(f"{prefix}-PAY", 5, reference="none")]},
+                          headers=t.key)
+        invoice_of[t.id] = (await client.get(t.path("/invoices"), headers=t.key)).json()["items"][0]["id"]
+        payment_of[t.id] = (await client.get(t.path("/payments"), headers=t.key)).json()["items"][0]["id"]
+    credentials: dict[str, tuple[dict[str, str], str | None, str | None, str | None]] = {
+        # name -> (headers, role, scope, tenant_id)
+        "anonymous": ({}, None, None, None),
+        "agency_admin": (admin, "agency_admin", None, None),
+        "agency_staff": (await _agency_staff(client), "agency_staff", None, None),
+        "tenant_admin": (own_admin, "tenant_admin", None, own.id),
+        "tenant_member": (await tenant_user(client, own, own_admin, "tenant_member"), "tenant_member", None, own.id),
+    }
+    for scope in ("read", "invoices:write", "payments:write", "policies:write", "simulations:write"):
+        credentials[f"key:{scope}"] = (await api_key(client, own, own_admin, [scope]), None, scope, own.id)
+    return {"own": own, "other": other, "marker": marker, "credentials": credentials,
+            "invoice_of": invoice_of, "payment_of": payment_of, "admins": {own.id: own_admin, other.id: other_admin}}
+
+
+async def _agency_staff(client):
+    from tests.support.world import agency_user
+
+    return await agency_user(client, "agency_staff")
+
+
+def _allowed(permission: str, role: str | None, scope: str | None) -> bool:
+    roles, scopes = SPEC[permission]
+    return (role in roles) if role else (scope in scopes)
+
+
+async def _path_for(client, admin, world, path, tenant_id, destructive):
+    """Concrete path; a destructive call that is going to be allowed gets a throwaway target."""
+    params = {"tenant_id": tenant_id, "invoice_id": world["invoice_of"].get(tenant_id, str(uuid.uuid4())),
+              "payment_id": world["payment_of"].get(tenant_id, str(uuid.uuid4()))}
+    if "{key_id}" in path:
+        session = world["admins"][tenant_id] if tenant_id in world["admins"] else admin
+        target = world["own"] if tenant_id == world["own"].id else world["other"]
+        await api_key(client, target, session, ["read"])
+        keys = (await client.get(target.path("/api-keys"), headers=session)).json()["items"]
+        params["key_id"] = keys[-1]["id"]  # the one just made (listed oldest first)
+    if destructive and path == T:
+        params["tenant_id"] = (await onboard(client, admin)).id
+    return path.format(**params)
+
+
+@pytest.mark.parametrize("route", sorted(ROUTE_PERMISSIONS), ids=lambda r: f"{r[0]} {r[1]}")
+async def test_route_against_every_credential(client, admin, world, route):
+    method, path = route
+    permission = ROUTE_PERMISSIONS[route]
+    targets = [world["own"].id, world["other"].id] if "{tenant_id}" in path else [None]
+    failures = []
+    for name, (headers, role, scope, bound) in world["credentials"].items():
+        for tenant_id in targets:
+            other_tenant = tenant_id is not None and bound is not None and tenant_id != bound
+            if name == "anonymous":
+                expected = {401}
+            elif other_tenant:
+                expected = {404}
+            elif not _allowed(permission, role, scope):
+                expected = {403}
+            else:
+                expected = None  # allowed: anything but 401/403/404/5xx
+            destructive = method == "DELETE" and expected is None
+            url = await _path_for(client, admin, world, path, tenant_id, destructive) if tenant_id else path
+            body = _body(method, path, world, tenant_id)
+            r = await client.request(method, url, json=body, headers=headers)
+            ok = r.status_code in expected if expected else r.status_code < 500 and r.status_code not in (401, 403, 404)
+            if not ok:
+                failures.append(f"{name} {method} {url}: {r.status_code} {r.text[:200]}")
+            if bound is not None and world["marker"] in r.text:
+                failures.append(f"{name} {method} {url}: another tenant's data leaked")
+            if r.status_code in (403, 404) and world["other"].id in r.text and bound is not None:
+                failures.append(f"{name} {method} {url}: the error names another tenant")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [T + "/invoices/{invoice_id}", T + "/invoices/{invoice_id}/pause", T + "/payments/{payment_id}/match"],
+)
+async def test_other_tenants_objects_under_own_tenant_are_missing(client, world, path):
+    own, other = world["own"], world["other"]
+    url = path.format(tenant_id=own.id, invoice_id=world["invoice_of"][other.id], payment_id=world["payment_of"][other.id])
+    method = "GET" if path.endswith("{invoice_id}") else "POST"
+    body = {"reason": "x"} if path.endswith("pause") else {"invoice_id": world["invoice_of"][own.id]}
+    for name in ("tenant_admin", "agency_admin", "key:invoices:write", "key:payments:write", "key:read"):
+        headers = world["credentials"][name][0]
+        r = await client.request(method, url, json=None if method == "GET" else body, headers=headers)
+        if r.status_code == 403:
+            continue  # this credential may not call the route at all
+        assert r.status_code == 404, (name, url, r.text)
+        assert world["marker"] not in r.text
+
+
+async def test_lists_and_counts_never_include_another_tenant(client, world):
+    own = world["own"]
+    for name, (headers, _role, _scope, bound) in world["credentials"].items():
+        if bound is None:
+            continue
+        for url in (own.path("/invoices?limit=1000"), own.path("/payments?limit=1000"), own.path("/audit?limit=1000"),
+                    "/api/v1/tenants?limit=1000", own.path("/users"), own.path("/api-keys")):
+            r = await client.get(url, headers=headers)
+            assert world["marker"] not in r.text and world["other"].id not in r.text, (name, url)
+
+
+async def test_unknown_token_shapes_are_401(client, world):
+    own = world["own"]
+    for token in (f"kl_{secrets.token_urlsafe(32)}", "Bearer", "x" * 5000, "kl_' OR 1=1 --"):
+        r = await client.get(own.path("/invoices"), headers=bearer(token))
+        assert r.status_code == 401, token
