@@ -21,7 +21,6 @@ from tenants import onboarding
 from tenants.access import Principal
 from tenants.credentials import generate_password
 from tenants.scope import TenantScope
-from tenants.tables import User
 
 DEMO_ADMIN = "admin@kravlab.demo"
 TENANTS = [
@@ -41,7 +40,7 @@ def _credentials_path(settings: Settings) -> str:
 
 async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
     path = Path(_credentials_path(settings))
-    if path.exists() and await User.exists().where(User.email == DEMO_ADMIN):  # noqa: ASYNC240
+    if path.exists() and await onboarding.user_exists(DEMO_ADMIN):  # noqa: ASYNC240
         return json.loads(path.read_text())  # noqa: ASYNC240 (a small local file, once)
     today = today or date.today()
     password = generate_password()

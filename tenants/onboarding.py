@@ -146,6 +146,10 @@ async def invite_user(tenant_id: UUID, email: str, role: str, actor: Principal) 
     return {"id": user_id, "email": email, "role": role, "password": password, "created_at": now}
 
 
+async def user_exists(email: str) -> bool:
+    return await User.exists().where(User.email == email)
+
+
 async def create_agency_user(email: str, password: str, role: str) -> UUID:
     """For the CLI: the first agency admin (or more agency staff)."""
     user_id = uuid4()
