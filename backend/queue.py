@@ -62,7 +62,7 @@ def schedule_periodic(settings: Settings) -> None:
     queue = rq_queue(settings)
     scheduled = ScheduledJobRegistry(queue=queue).get_job_ids()
     for func, interval in PERIODIC:
-        if not any(job_id.startswith(f"periodic:{func.__name__}:") for job_id in scheduled):
+        if not any(job_id.startswith(f"periodic-{func.__name__}-") for job_id in scheduled):
             _schedule_next(queue, func.__module__, func.__name__, interval.total_seconds())
 
 
@@ -73,7 +73,7 @@ def _schedule_next(queue: Any, module: str, name: str, seconds: float) -> None:
         module,
         name,
         seconds,
-        job_id=f"periodic:{name}:{uuid4().hex}",
+        job_id=f"periodic-{name}-{uuid4().hex}",
     )
 
 
