@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from litestar import Litestar, Request, get
 from litestar.config.response_cache import ResponseCacheConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         on_startup=[start],
         on_shutdown=[stop],
-        state={"settings": settings},
+        state=State({"settings": settings}),
     )
 
 

@@ -23,7 +23,7 @@ from tenants.credentials import generate_password
 from tenants.scope import TenantScope
 
 DEMO_ADMIN = "admin@kravlab.demo"
-TENANTS = [
+TENANTS: list[dict[str, Any]] = [
     {"name": "Nordisk Fritid AB", "slug": "nordisk-fritid", "b2c_share": 0.9, "invoices": 3000},
     {
         "name": "Byggvaruhuset Norr AB",

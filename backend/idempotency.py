@@ -62,7 +62,8 @@ class IdempotencyMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         key_header = dict(scope["headers"]).get(HEADER)
-        if scope["method"] != "POST" or key_header is None:
+        method = scope.get("method")
+        if method != "POST" or key_header is None:
             await next_app(scope, receive, send)
             return
         key = key_header.decode("latin-1").strip()
@@ -77,7 +78,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
             await _send_json(send, *_json(413, "request body exceeds the size limit"))
             return
         request_hash = hashlib.sha256(
-            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
+            b"POST " + scope["path"].encode() + b"\n" + body
         ).hexdigest()
         principal = scope.get("user")
         tenant_id = scope.get("path_params", {}).get("tenant_id") or getattr(
@@ -203,10 +204,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes) -> Any:
+    """A `receive` that hands the already-read body to the app."""
     sent = False
 
-    async def receive() -> Message:
+    async def receive() -> dict[str, Any]:
         nonlocal sent
         if sent:
             return {"type": "http.disconnect"}

@@ -56,8 +56,8 @@ class InvoiceController(Controller):
     async def list_invoices(
         self,
         tenant: NamedDependency[TenantScope],
-        limit: Limit,
-        cursor: Cursor,
+        limit: Limit = 50,
+        cursor: Cursor = None,
         status: FromQuery[Status | None] = None,
         debtor: Annotated[
             str | None, QueryParameter(max_length=128, description="debtor external_id or id")
@@ -160,8 +160,8 @@ class InvoiceController(Controller):
     async def list_payments(
         self,
         tenant: NamedDependency[TenantScope],
-        limit: Limit,
-        cursor: Cursor,
+        limit: Limit = 50,
+        cursor: Cursor = None,
         unmatched: FromQuery[bool | None] = None,
     ) -> dict[str, Any]:
         return await book.list_payments(tenant, unmatched=unmatched, limit=limit, cursor=cursor)

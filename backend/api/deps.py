@@ -13,7 +13,7 @@ from tenants.scope import TenantScope
 
 MAX_LIMIT = 1000
 
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, default=50, description="page size")]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size, default 50")]
 Cursor = Annotated[str | None, QueryParameter(max_length=512, description="from next_cursor")]
 
 

@@ -91,7 +91,7 @@ class TenantController(Controller):
 
     @get("/", opt={"permission": "tenants:read"}, summary="List tenants the caller can see")
     async def list_tenants(
-        self, principal: NamedDependency[Principal], limit: Limit, cursor: Cursor
+        self, principal: NamedDependency[Principal], limit: Limit = 50, cursor: Cursor = None
     ) -> dict[str, Any]:
         query = Tenant.select().order_by(Tenant.slug)
         if principal.tenant_id is not None:
@@ -214,7 +214,7 @@ class TenantController(Controller):
 
     @get("/{tenant_id:uuid}/audit", opt={"permission": "read"}, summary="Who changed what, when")
     async def tenant_audit(
-        self, tenant: NamedDependency[TenantScope], limit: Limit, cursor: Cursor
+        self, tenant: NamedDependency[TenantScope], limit: Limit = 50, cursor: Cursor = None
     ) -> dict[str, Any]:
         return await audit.page(tenant.select(AuditEntry), limit, cursor)
 
@@ -224,5 +224,5 @@ class AgencyAuditController(Controller):
     tags = ["audit"]
 
     @get("/", opt={"permission": "tenants:manage"}, summary="Agency-level audit log")
-    async def agency_audit(self, limit: Limit, cursor: Cursor) -> dict[str, Any]:
+    async def agency_audit(self, limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
         return await audit.page(audit.agency_entries(), limit, cursor)

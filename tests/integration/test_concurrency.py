@@ -21,7 +21,9 @@ def two_workers(migrated):
 
 async def test_overlapping_batches_leave_one_row_per_external_id(two_workers, tenant):
     # Batches of 2 000 in four rounds; the two clients share half of each other's ids.
-    batches_a = [[invoice(f"A{r}-{i}", debtor=f"D-{i % 97}") for i in range(2_000)] for r in range(4)]
+    batches_a = [
+        [invoice(f"A{r}-{i}", debtor=f"D-{i % 97}") for i in range(2_000)] for r in range(4)
+    ]
     batches_b = [
         [invoice(f"A{r}-{i}", debtor=f"D-{i % 97}") for i in range(1_000, 2_000)]
         + [invoice(f"B{r}-{i}", debtor=f"E-{i % 89}") for i in range(1_000)]
@@ -32,7 +34,9 @@ async def test_overlapping_batches_leave_one_row_per_external_id(two_workers, te
         results = []
         async with httpx.AsyncClient(base_url=two_workers.url, timeout=120) as http:
             for rows in batches:
-                r = await http.post(tenant.path("/invoices/batch"), json={"invoices": rows}, headers=tenant.key)
+                r = await http.post(
+                    tenant.path("/invoices/batch"), json={"invoices": rows}, headers=tenant.key
+                )
                 assert r.status_code == 200, r.text
                 results.append(r.json())
         return results
@@ -49,13 +53,18 @@ async def test_overlapping_batches_leave_one_row_per_external_id(two_workers, te
 
 async def test_concurrent_payment_batches_never_double_count(two_workers, tenant):
     async with httpx.AsyncClient(base_url=two_workers.url, timeout=120) as http:
-        r = await http.post(tenant.path("/invoices/batch"), json={"invoices": [invoice(f"I-{i}", amount=1_000) for i in range(300)]},
-                            headers=tenant.key)
+        r = await http.post(
+            tenant.path("/invoices/batch"),
+            json={"invoices": [invoice(f"I-{i}", amount=1_000) for i in range(300)]},
+            headers=tenant.key,
+        )
         assert r.status_code == 200
         rows = [payment(f"P-{i}", 1_000, invoice_external_id=f"I-{i}") for i in range(300)]
 
         async def send(part):
-            r = await http.post(tenant.path("/payments/batch"), json={"payments": part}, headers=tenant.key)
+            r = await http.post(
+                tenant.path("/payments/batch"), json={"payments": part}, headers=tenant.key
+            )
             assert r.status_code == 200, r.text
             return r.json()
 
@@ -65,5 +74,7 @@ async def test_concurrent_payment_batches_never_double_count(two_workers, tenant
     _, _, payments = await book_counts(tenant.id)
     assert payments == 300
     async with httpx.AsyncClient(base_url=two_workers.url, timeout=120) as http:
-        paid = (await http.get(tenant.path("/invoices?status=paid&limit=1000"), headers=tenant.key)).json()["items"]
+        paid = (
+            await http.get(tenant.path("/invoices?status=paid&limit=1000"), headers=tenant.key)
+        ).json()["items"]
     assert len(paid) == 300 and all(i["paid_amount"] == 1_000 for i in paid)

@@ -12,28 +12,42 @@ from tests.support.world import invoice, payment
 
 
 async def push(client, tenant, rows, **headers):
-    return await client.post(tenant.path("/invoices/batch"), json={"invoices": rows}, headers={**tenant.key, **headers})
+    return await client.post(
+        tenant.path("/invoices/batch"), json={"invoices": rows}, headers={**tenant.key, **headers}
+    )
 
 
 async def pay(client, tenant, rows):
-    return await client.post(tenant.path("/payments/batch"), json={"payments": rows}, headers=tenant.key)
+    return await client.post(
+        tenant.path("/payments/batch"), json={"payments": rows}, headers=tenant.key
+    )
 
 
 async def one(client, tenant, external_id):
-    items = (await client.get(tenant.path(f"/invoices?external_id={external_id}"), headers=tenant.key)).json()["items"]
+    items = (
+        await client.get(tenant.path(f"/invoices?external_id={external_id}"), headers=tenant.key)
+    ).json()["items"]
     assert len(items) == 1
     return (await client.get(tenant.path(f"/invoices/{items[0]['id']}"), headers=tenant.key)).json()
 
 
 async def test_upsert_counts_created_updated_unchanged(client, tenant):
     rows = [invoice(f"F-{i}", debtor=f"D-{i % 4}", amount=10_000 + i) for i in range(10)]
-    assert (await push(client, tenant, rows)).json() == {"created": 10, "updated": 0, "unchanged": 0}
+    assert (await push(client, tenant, rows)).json() == {
+        "created": 10,
+        "updated": 0,
+        "unchanged": 0,
+    }
     rows[3]["amount"] = 99_900
     # a debtor's details are not an invoice change; the last row naming a debtor wins
     rows[8]["debtor"]["name"] = "Renamed"
     rows.append(invoice("F-new", debtor="D-9"))
     assert (await push(client, tenant, rows)).json() == {"created": 1, "updated": 1, "unchanged": 9}
-    assert (await push(client, tenant, rows)).json() == {"created": 0, "updated": 0, "unchanged": 11}
+    assert (await push(client, tenant, rows)).json() == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 11,
+    }
     assert await book_counts(tenant.id) == (5, 11, 0)
     got = await one(client, tenant, "F-3")
     assert got["amount"] == 99_900 and got["outstanding"] == 99_900 and got["status"] == "open"
@@ -41,28 +55,46 @@ async def test_upsert_counts_created_updated_unchanged(client, tenant):
 
 
 async def test_payments_match_by_invoice_then_reference_else_unmatched(client, tenant):
-    rows = [invoice("A", amount=50_000, reference="OCR-A"), invoice("B", amount=20_000, reference="OCR-B"),
-            invoice("C", amount=10_000, reference="SHARED"), invoice("D", amount=10_000, reference="SHARED")]
+    rows = [
+        invoice("A", amount=50_000, reference="OCR-A"),
+        invoice("B", amount=20_000, reference="OCR-B"),
+        invoice("C", amount=10_000, reference="SHARED"),
+        invoice("D", amount=10_000, reference="SHARED"),
+    ]
     await push(client, tenant, rows)
     today = date.today()
-    r = await pay(client, tenant, [
-        payment("P1", 30_000, invoice_external_id="A", paid=today - timedelta(days=3)),
-        payment("P2", 20_000, invoice_external_id="A", paid=today - timedelta(days=1)),
-        payment("P3", 25_000, reference="OCR-B"),
-        payment("P4", 10_000, reference="SHARED"),  # ambiguous: two invoices carry it
-        payment("P5", 10_000, invoice_external_id="nope"),
-    ])
+    r = await pay(
+        client,
+        tenant,
+        [
+            payment("P1", 30_000, invoice_external_id="A", paid=today - timedelta(days=3)),
+            payment("P2", 20_000, invoice_external_id="A", paid=today - timedelta(days=1)),
+            payment("P3", 25_000, reference="OCR-B"),
+            payment("P4", 10_000, reference="SHARED"),  # ambiguous: two invoices carry it
+            payment("P5", 10_000, invoice_external_id="nope"),
+        ],
+    )
     assert r.status_code == 200, r.text
     assert r.json() == {"created": 5, "duplicates": 0, "matched": 3, "unmatched": 2}
     a = await one(client, tenant, "A")
-    assert (a["status"], a["outstanding"], a["settled_date"]) == ("paid", 0, (today - timedelta(days=1)).isoformat())
+    assert (a["status"], a["outstanding"], a["settled_date"]) == (
+        "paid",
+        0,
+        (today - timedelta(days=1)).isoformat(),
+    )
     assert [e["external_id"] for e in a["timeline"] if e["type"] == "payment"] == ["P1", "P2"]
     b = await one(client, tenant, "B")
     assert (b["status"], b["overpaid"], b["paid_amount"]) == ("paid", 5_000, 25_000)
-    queue = (await client.get(tenant.path("/payments?unmatched=true"), headers=tenant.key)).json()["items"]
+    queue = (await client.get(tenant.path("/payments?unmatched=true"), headers=tenant.key)).json()[
+        "items"
+    ]
     assert sorted(p["external_id"] for p in queue) == ["P4", "P5"]
     # the same payments again are duplicates, not new money
-    again = await pay(client, tenant, [payment("P1", 30_000, invoice_external_id="A"), payment("P6", 1, reference="OCR-B")])
+    again = await pay(
+        client,
+        tenant,
+        [payment("P1", 30_000, invoice_external_id="A"), payment("P6", 1, reference="OCR-B")],
+    )
     assert again.json() == {"created": 1, "duplicates": 1, "matched": 1, "unmatched": 0}
     assert (await one(client, tenant, "A"))["paid_amount"] == 50_000
 
@@ -96,8 +128,13 @@ def _errors(response):
         (lambda r: r.update(amount="100"), "invoices[1].amount", "int"),
         (lambda r: r.update(amount=True), "invoices[1].amount", "int"),
         (lambda r: r.update(amount=10**16), "invoices[1].amount", "<="),
-        (lambda r: r.update(due_date=r["issue_date"][:8] + "01", issue_date=r["issue_date"][:8] + "02"),
-         "invoices[1].due_date", "before issue_date"),
+        (
+            lambda r: r.update(
+                due_date=r["issue_date"][:8] + "01", issue_date=r["issue_date"][:8] + "02"
+            ),
+            "invoices[1].due_date",
+            "before issue_date",
+        ),
         (lambda r: r.update(due_date="2025-02-30"), "invoices[1].due_date", "date"),
         (lambda r: r.update(issue_date="0001-01-01"), "invoices[1].issue_date", "between"),
         (lambda r: r.update(currency="XYZ"), "invoices[1].currency", "unknown currency"),
@@ -105,8 +142,16 @@ def _errors(response):
         (lambda r: r.update(currency="sek"), "invoices[1].currency", "ISO 4217"),
         (lambda r: r.update(external_id=""), "invoices[1].external_id", "length"),
         (lambda r: r.update(external_id="x" * 129), "invoices[1].external_id", "length"),
-        (lambda r: r.update(external_id="bad\x00id"), "invoices[1].external_id", "control characters"),
-        (lambda r: r["debtor"].update(type="b2x"), "invoices[1].debtor.type", "expected one of 'b2b', 'b2c'"),
+        (
+            lambda r: r.update(external_id="bad\x00id"),
+            "invoices[1].external_id",
+            "control characters",
+        ),
+        (
+            lambda r: r["debtor"].update(type="b2x"),
+            "invoices[1].debtor.type",
+            "expected one of 'b2b', 'b2c'",
+        ),
         (lambda r: r["debtor"].update(name="n" * 257), "invoices[1].debtor.name", "length"),
         (lambda r: r["debtor"].pop("name"), "invoices[1].debtor.name", "missing"),
         (lambda r: r.update(unexpected="field"), "invoices[1].unexpected", "unknown field"),
@@ -115,7 +160,9 @@ def _errors(response):
         (lambda r: r.update(description="d" * 1001), "invoices[1].description", "length"),
     ],
 )
-async def test_one_bad_row_rejects_the_batch_and_names_its_field(client, tenant, mutate, path, fragment):
+async def test_one_bad_row_rejects_the_batch_and_names_its_field(
+    client, tenant, mutate, path, fragment
+):
     rows = [invoice(f"OK-{i}") for i in range(3)]
     mutate(rows[1])
     r = await push(client, tenant, rows)
@@ -133,15 +180,30 @@ async def test_every_bad_field_of_every_row_is_listed(client, tenant):
     rows[29] = "not an object"
     r = await push(client, tenant, rows)
     assert r.status_code == 422
-    assert set(_errors(r)) == {"invoices[3].amount", "invoices[17].due_date", "invoices[17].currency", "invoices[29]"}
+    assert set(_errors(r)) == {
+        "invoices[3].amount",
+        "invoices[17].due_date",
+        "invoices[17].currency",
+        "invoices[29]",
+    }
 
 
 async def test_business_rule_errors_are_all_listed(client, tenant):
-    rows = [invoice("DUP"), invoice("DUP"), invoice("X", currency="NOK"), invoice("Y", due_in=-3), invoice("DUP")]
+    rows = [
+        invoice("DUP"),
+        invoice("DUP"),
+        invoice("X", currency="NOK"),
+        invoice("Y", due_in=-3),
+        invoice("DUP"),
+    ]
     r = await push(client, tenant, rows)
     assert r.status_code == 422
-    assert set(_errors(r)) == {"invoices[1].external_id", "invoices[2].currency", "invoices[3].due_date",
-                               "invoices[4].external_id"}
+    assert set(_errors(r)) == {
+        "invoices[1].external_id",
+        "invoices[2].currency",
+        "invoices[3].due_date",
+        "invoices[4].external_id",
+    }
     assert "duplicate external_id 'DUP'" in _errors(r)["invoices[1].external_id"]
     assert await book_counts(tenant.id) == (0, 0, 0)
 
@@ -157,12 +219,15 @@ async def test_business_rule_errors_are_all_listed(client, tenant):
         (b'{"invoices": {}}', 422),
         (b'{"rows": []}', 422),
         (b"", 400),
-        ('{"invoices": [{"external_id": "\\ud800"}]}'.encode(), 400),  # a lone surrogate
+        (b'{"invoices": [{"external_id": "\\ud800"}]}', 400),  # a lone surrogate
     ],
 )
 async def test_malformed_bodies(client, tenant, body, status):
-    r = await client.post(tenant.path("/invoices/batch"), content=body,
-                          headers={**tenant.key, "content-type": "application/json"})
+    r = await client.post(
+        tenant.path("/invoices/batch"),
+        content=body,
+        headers={**tenant.key, "content-type": "application/json"},
+    )
     assert r.status_code == status, r.text
     assert r.json()["status"] == status and r.json()["message"]
     assert await book_counts(tenant.id) == (0, 0, 0)
@@ -172,25 +237,43 @@ async def test_batch_limits(client, tenant, settings):
     r = await push(client, tenant, [invoice(f"L-{i}", debtor=f"D-{i % 50}") for i in range(10_001)])
     assert r.status_code == 422
     assert any("10000" in m for m in _errors(r).values())
-    huge = b'{"invoices": [' + b",".join([json.dumps(invoice("big", description="x" * 900)).encode()] * 20_000) + b"]}"
+    huge = (
+        b'{"invoices": ['
+        + b",".join([json.dumps(invoice("big", description="x" * 900)).encode()] * 20_000)
+        + b"]}"
+    )
     assert len(huge) > settings.max_body_bytes
-    r = await client.post(tenant.path("/invoices/batch"), content=huge,
-                          headers={**tenant.key, "content-type": "application/json"})
+    r = await client.post(
+        tenant.path("/invoices/batch"),
+        content=huge,
+        headers={**tenant.key, "content-type": "application/json"},
+    )
     assert r.status_code == 413
-    r = await client.post(tenant.path("/invoices/batch"), content=huge,
-                          headers={**tenant.key, "content-type": "application/json", "Idempotency-Key": "big-1"})
+    r = await client.post(
+        tenant.path("/invoices/batch"),
+        content=huge,
+        headers={**tenant.key, "content-type": "application/json", "Idempotency-Key": "big-1"},
+    )
     assert r.status_code == 413
     assert await book_counts(tenant.id) == (0, 0, 0)
-    r = await push(client, tenant, [invoice(f"M-{i}", debtor=f"D-{i % 500}") for i in range(10_000)])
+    r = await push(
+        client, tenant, [invoice(f"M-{i}", debtor=f"D-{i % 500}") for i in range(10_000)]
+    )
     assert r.json() == {"created": 10_000, "updated": 0, "unchanged": 0}
 
 
 async def test_unicode_and_long_strings_round_trip(client, tenant):
     name = "Åsa Öberg — 株式会社 🧾 " + "ä" * 200
-    row = invoice("Ünïcödé-№1", debtor="Kund-Ø", description="rad 1\nrad 2\t✓" + "é" * 900,
-                  reference="R" * 64)
-    row["debtor"].update(name=name[:256], email="åsa@exempel.se", phone="+46 70-123 45 67",
-                         address="Storgatan 1\n111 22 Stockholm", org_no="556677-8899")
+    row = invoice(
+        "Ünïcödé-№1", debtor="Kund-Ø", description="rad 1\nrad 2\t✓" + "é" * 900, reference="R" * 64
+    )
+    row["debtor"].update(
+        name=name[:256],
+        email="åsa@exempel.se",
+        phone="+46 70-123 45 67",
+        address="Storgatan 1\n111 22 Stockholm",
+        org_no="556677-8899",
+    )
     assert (await push(client, tenant, [row])).json()["created"] == 1
     got = await one(client, tenant, "Ünïcödé-№1")
     assert got["debtor"]["name"] == name[:256] and got["description"] == row["description"]

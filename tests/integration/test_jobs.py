@@ -24,13 +24,17 @@ async def _records(settings):
     old = datetime.now(UTC) - timedelta(hours=settings.idempotency_ttl_hours + 2)
     for key, at in (("old-1", old), ("old-2", old), ("fresh", datetime.now(UTC))):
         await IdempotencyRecord.insert(
-            IdempotencyRecord(id=uuid4(), owner=owner, key=key, request_hash="h", in_flight=False, created_at=at)
+            IdempotencyRecord(
+                id=uuid4(), owner=owner, key=key, request_hash="h", in_flight=False, created_at=at
+            )
         )
     return owner
 
 
 async def _keys(owner):
-    rows = await IdempotencyRecord.select(IdempotencyRecord.key).where(IdempotencyRecord.owner == owner)
+    rows = await IdempotencyRecord.select(IdempotencyRecord.key).where(
+        IdempotencyRecord.owner == owner
+    )
     return sorted(r["key"] for r in rows)
 
 
@@ -45,7 +49,10 @@ async def test_rq_worker_runs_the_purge_job(settings, redis_url):
     assert job_id is not None
     worker = subprocess.run(
         [sys.executable, "-m", "backend.cli", "worker", "--burst"],
-        env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert worker.returncode == 0, worker.stdout + worker.stderr
     job = Job.fetch(job_id, connection=Redis.from_url(redis_url))
@@ -76,6 +83,11 @@ async def test_without_redis_jobs_run_in_process(settings):
 
 def test_worker_refuses_to_start_without_redis():
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    result = subprocess.run([sys.executable, "-m", "backend.cli", "worker"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "REDIS_URL" in result.stdout

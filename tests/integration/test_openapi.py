@@ -36,5 +36,7 @@ async def test_openapi_lists_the_contract(client):
     assert "bearer" in doc["components"]["securitySchemes"]
     schemas = doc["components"]["schemas"]
     invoice = next(v for k, v in schemas.items() if k.endswith("InvoiceIn"))
-    assert {"external_id", "debtor", "issue_date", "due_date", "amount", "currency"} <= set(invoice["required"])
+    assert {"external_id", "debtor", "issue_date", "due_date", "amount", "currency"} <= set(
+        invoice["required"]
+    )
     assert (await client.get("/schema")).status_code == 200

@@ -32,14 +32,31 @@ async def test_onboarding_returns_secrets_once_and_they_work(client, admin):
 
 async def test_onboarding_conflicts_and_bad_input(client, admin):
     t = await onboard(client, admin)
-    body = {"name": "X", "slug": t.slug, "country": "SE", "currency": "SEK", "admin_email": "new@x.test"}
+    body = {
+        "name": "X",
+        "slug": t.slug,
+        "country": "SE",
+        "currency": "SEK",
+        "admin_email": "new@x.test",
+    }
     r = await client.post("/api/v1/tenants", json=body, headers=admin)
-    assert r.status_code == 409
-    r = await client.post("/api/v1/tenants", json={**body, "slug": "fresh-slug-1", "admin_email": t.admin_email}, headers=admin)
     assert r.status_code == 409
     r = await client.post(
         "/api/v1/tenants",
-        json={"name": "", "slug": "Bad Slug!", "country": "XX", "currency": "ABC", "admin_email": "nope", "extra": 1},
+        json={**body, "slug": "fresh-slug-1", "admin_email": t.admin_email},
+        headers=admin,
+    )
+    assert r.status_code == 409
+    r = await client.post(
+        "/api/v1/tenants",
+        json={
+            "name": "",
+            "slug": "Bad Slug!",
+            "country": "XX",
+            "currency": "ABC",
+            "admin_email": "nope",
+            "extra": 1,
+        },
         headers=admin,
     )
     assert r.status_code == 422
@@ -47,7 +64,13 @@ async def test_onboarding_conflicts_and_bad_input(client, admin):
     assert {"name", "admin_email", "extra"} <= paths
     r = await client.post(
         "/api/v1/tenants",
-        json={"name": "Y", "slug": "Bad Slug!", "country": "XX", "currency": "ABC", "admin_email": "a@b.se"},
+        json={
+            "name": "Y",
+            "slug": "Bad Slug!",
+            "country": "XX",
+            "currency": "ABC",
+            "admin_email": "a@b.se",
+        },
         headers=admin,
     )
     assert r.status_code == 422
@@ -58,7 +81,9 @@ async def test_onboarding_conflicts_and_bad_input(client, admin):
 
 async def test_tenant_users_see_only_their_tenant(client, admin):
     a, b = await onboard(client, admin), await onboard(client, admin)
-    member = await tenant_user(client, a, await login(client, a.admin_email, a.admin_password), "tenant_member")
+    member = await tenant_user(
+        client, a, await login(client, a.admin_email, a.admin_password), "tenant_member"
+    )
     items = (await client.get("/api/v1/tenants", headers=member)).json()["items"]
     assert [x["id"] for x in items] == [a.id]
     assert (await client.get(f"/api/v1/tenants/{b.id}", headers=member)).status_code == 404
@@ -82,10 +107,16 @@ async def test_suspension_blocks_tenant_credentials_at_once(client, admin):
     assert r.status_code == 200 and r.json()["status"] == "suspended"
     for headers in (t.key, session):
         assert (await client.get("/api/v1/me", headers=headers)).status_code == 403
-    r = await client.post("/api/v1/auth/login", json={"email": t.admin_email, "password": t.admin_password})
+    r = await client.post(
+        "/api/v1/auth/login", json={"email": t.admin_email, "password": t.admin_password}
+    )
     assert r.status_code == 403
-    assert (await client.get(t.path("/invoices"), headers=admin)).status_code == 200  # the agency still sees it
-    r = await client.patch(f"/api/v1/tenants/{t.id}", json={"status": "active", "name": "Renamed AB"}, headers=admin)
+    assert (
+        await client.get(t.path("/invoices"), headers=admin)
+    ).status_code == 200  # the agency still sees it
+    r = await client.patch(
+        f"/api/v1/tenants/{t.id}", json={"status": "active", "name": "Renamed AB"}, headers=admin
+    )
     assert r.json()["name"] == "Renamed AB"
     assert (await client.get("/api/v1/me", headers=t.key)).status_code == 200
     r = await client.patch(f"/api/v1/tenants/{t.id}", json={"status": "paused"}, headers=admin)
@@ -98,13 +129,23 @@ async def test_offboarding_erases_every_row(client, admin):
     await tenant_user(client, t, session, "tenant_member")
     await api_key(client, t, session, ["read"])
     rows = [invoice(f"INV-{i}", debtor=f"D-{i % 3}") for i in range(20)]
-    assert (await client.post(t.path("/invoices/batch"), json={"invoices": rows}, headers=t.key)).status_code == 200
-    payments = [payment("P-1", 100_000, invoice_external_id="INV-1"), payment("P-2", 5, reference="nothing")]
-    r = await client.post(t.path("/payments/batch"), json={"payments": payments},
-                          headers={**t.key, "Idempotency-Key": "offboard-1"})
+    assert (
+        await client.post(t.path("/invoices/batch"), json={"invoices": rows}, headers=t.key)
+    ).status_code == 200
+    payments = [
+        payment("P-1", 100_000, invoice_external_id="INV-1"),
+        payment("P-2", 5, reference="nothing"),
+    ]
+    r = await client.post(
+        t.path("/payments/batch"),
+        json={"payments": payments},
+        headers={**t.key, "Idempotency-Key": "offboard-1"},
+    )
     assert r.status_code == 200
     invoices = (await client.get(t.path("/invoices?limit=1"), headers=t.key)).json()["items"]
-    await client.post(t.path(f"/invoices/{invoices[0]['id']}/pause"), json={"reason": "call"}, headers=t.key)
+    await client.post(
+        t.path(f"/invoices/{invoices[0]['id']}/pause"), json={"reason": "call"}, headers=t.key
+    )
     before = await row_counts(t.id)
     assert all(before[name] > 0 for name in before), before
 
@@ -122,38 +163,70 @@ async def test_api_keys_are_scoped_and_revocable(client, admin, tenant):
     session = await login(client, tenant.admin_email, tenant.admin_password)
     reader = await api_key(client, tenant, session, ["read"])
     assert (await client.get(tenant.path("/invoices"), headers=reader)).status_code == 200
-    r = await client.post(tenant.path("/invoices/batch"), json={"invoices": [invoice("A")]}, headers=reader)
+    r = await client.post(
+        tenant.path("/invoices/batch"), json={"invoices": [invoice("A")]}, headers=reader
+    )
     assert r.status_code == 403
     keys = (await client.get(tenant.path("/api-keys"), headers=session)).json()["items"]
     reader_id = next(k["id"] for k in keys if k["scopes"] == ["read"])
-    assert (await client.delete(tenant.path(f"/api-keys/{reader_id}"), headers=session)).status_code == 204
+    assert (
+        await client.delete(tenant.path(f"/api-keys/{reader_id}"), headers=session)
+    ).status_code == 204
     assert (await client.get(tenant.path("/invoices"), headers=reader)).status_code == 401
     keys = (await client.get(tenant.path("/api-keys"), headers=session)).json()["items"]
     assert next(k for k in keys if k["id"] == reader_id)["revoked_at"] is not None
-    r = await client.post(tenant.path("/api-keys"), json={"name": "x", "scopes": ["read", "admin:all"]}, headers=session)
+    r = await client.post(
+        tenant.path("/api-keys"),
+        json={"name": "x", "scopes": ["read", "admin:all"]},
+        headers=session,
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "scopes[1]"
-    r = await client.post(tenant.path("/api-keys"), json={"name": "x", "scopes": []}, headers=session)
+    r = await client.post(
+        tenant.path("/api-keys"), json={"name": "x", "scopes": []}, headers=session
+    )
     assert r.status_code == 422
 
 
 async def test_invited_users_log_in_with_their_role(client, tenant):
     session = await login(client, tenant.admin_email, tenant.admin_password)
-    r = await client.post(tenant.path("/users"), json={"email": "Member@Example.se", "role": "tenant_member"}, headers=session)
+    r = await client.post(
+        tenant.path("/users"),
+        json={"email": "Member@Example.se", "role": "tenant_member"},
+        headers=session,
+    )
     assert r.status_code == 201
     member = await login(client, "member@example.se", r.json()["password"])
     me = (await client.get("/api/v1/me", headers=member)).json()
     assert me["role"] == "tenant_member" and me["tenant_id"] == tenant.id
     # a member may not invite or create keys
-    assert (await client.post(tenant.path("/users"), json={"email": "m2@example.se", "role": "tenant_admin"}, headers=member)).status_code == 403
-    r = await client.post(tenant.path("/users"), json={"email": "member@example.se", "role": "tenant_member"}, headers=session)
+    assert (
+        await client.post(
+            tenant.path("/users"),
+            json={"email": "m2@example.se", "role": "tenant_admin"},
+            headers=member,
+        )
+    ).status_code == 403
+    r = await client.post(
+        tenant.path("/users"),
+        json={"email": "member@example.se", "role": "tenant_member"},
+        headers=session,
+    )
     assert r.status_code == 409
-    r = await client.post(tenant.path("/users"), json={"email": "x@example.se", "role": "agency_admin"}, headers=session)
+    r = await client.post(
+        tenant.path("/users"),
+        json={"email": "x@example.se", "role": "agency_admin"},
+        headers=session,
+    )
     assert r.status_code == 422
 
 
 @pytest.mark.parametrize(
     "body",
-    [{"email": "nobody@kravlab.test", "password": PASSWORD}, {"email": "x", "password": ""}, {"email": 5}],
+    [
+        {"email": "nobody@kravlab.test", "password": PASSWORD},
+        {"email": "x", "password": ""},
+        {"email": 5},
+    ],
 )
 async def test_bad_logins_are_refused(client, body):
     r = await client.post("/api/v1/auth/login", json=body)
@@ -162,8 +235,12 @@ async def test_bad_logins_are_refused(client, body):
 
 
 async def test_wrong_password_and_forged_tokens(client, tenant):
-    r = await client.post("/api/v1/auth/login", json={"email": tenant.admin_email, "password": "wrong"})
+    r = await client.post(
+        "/api/v1/auth/login", json={"email": tenant.admin_email, "password": "wrong"}
+    )
     assert r.status_code == 401
     for token in ("not-a-jwt", "kl_madeup", "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."):
         assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 401
-    assert (await client.get("/api/v1/me", headers={"Authorization": "Basic abc"})).status_code == 401
+    assert (
+        await client.get("/api/v1/me", headers={"Authorization": "Basic abc"})
+    ).status_code == 401

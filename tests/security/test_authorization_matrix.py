@@ -18,8 +18,10 @@ from tests.support.world import api_key, bearer, invoice, login, onboard, paymen
 
 # Who may do what (API.md): permission -> (roles, API key scopes).
 SPEC: dict[str, tuple[set[str], set[str]]] = {
-    "me": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
-           {"read", "invoices:write", "payments:write", "policies:write", "simulations:write"}),
+    "me": (
+        {"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
+        {"read", "invoices:write", "payments:write", "policies:write", "simulations:write"},
+    ),
     "tenants:create": ({"agency_admin"}, set()),
     "tenants:read": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"}, {"read"}),
     "tenants:manage": ({"agency_admin"}, set()),
@@ -27,9 +29,15 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
     "users:manage": ({"agency_admin", "tenant_admin"}, set()),
     "read": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"}, {"read"}),
     "invoices:write": ({"agency_admin", "tenant_admin"}, {"invoices:write"}),
-    "invoices:manage": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"}, {"invoices:write"}),
+    "invoices:manage": (
+        {"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
+        {"invoices:write"},
+    ),
     "payments:write": ({"agency_admin", "tenant_admin"}, {"payments:write"}),
-    "payments:match": ({"agency_admin", "agency_staff", "tenant_admin", "tenant_member"}, {"payments:write"}),
+    "payments:match": (
+        {"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
+        {"payments:write"},
+    ),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
@@ -64,8 +72,13 @@ PUBLIC = {("POST", "/api/v1/auth/login"), ("GET", "/health")}
 def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) -> Any:
     tag = secrets.token_hex(4)
     bodies = {
-        ("POST", "/api/v1/tenants"): {"name": "M", "slug": f"m-{tag}", "country": "SE", "currency": "SEK",
-                                      "admin_email": f"m-{tag}@matrix.test"},
+        ("POST", "/api/v1/tenants"): {
+            "name": "M",
+            "slug": f"m-{tag}",
+            "country": "SE",
+            "currency": "SEK",
+            "admin_email": f"m-{tag}@matrix.test",
+        },
         ("PATCH", T): {"name": "Matrix tenant"},
         ("POST", T + "/api-keys"): {"name": "m", "scopes": ["read"]},
         ("POST", T + "/users"): {"email": f"u-{tag}@matrix.test", "role": "tenant_member"},
@@ -75,7 +88,9 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/invoices/{invoice_id}/dispute"): {"reason": "matrix"},
         ("POST", T + "/invoices/{invoice_id}/resolve"): {"reason": "matrix"},
         ("POST", T + "/payments/batch"): {"payments": [payment(f"MP-{tag}", 100)]},
-        ("POST", T + "/payments/{payment_id}/match"): {"invoice_id": world["invoice_of"].get(tenant_id, "")},
+        ("POST", T + "/payments/{payment_id}/match"): {
+            "invoice_id": world["invoice_of"].get(tenant_id, "")
+        },
     }
     if method in ("GET", "DELETE"):
         return None
@@ -116,25 +131,62 @@ async def world(client, admin) -> dict[str, Any]:
     own_admin = await login(client, own.admin_email, own.admin_password)
     other_admin = await login(client, other.admin_email, other.admin_password)
     invoice_of, payment_of = {}, {}
-    for t, session, prefix in ((own, own_admin, "OWN"), (other, other_admin, marker)):
-        rows = [invoice(f"{prefix}-INV", debtor=f"{prefix}-DEBTOR", description=prefix, reference=f"{prefix}-REF")]
+    for t, _session, prefix in ((own, own_admin, "OWN"), (other, other_admin, marker)):
+        rows = [
+            invoice(
+                f"{prefix}-INV",
+                debtor=f"{prefix}-DEBTOR",
+                description=prefix,
+                reference=f"{prefix}-REF",
+            )
+        ]
         await client.post(t.path("/invoices/batch"), json={"invoices": rows}, headers=t.key)
-        await client.post(t.path("/payments/batch"), json={"payments": [payment(f"{prefix}-PAY", 5, reference="none")]},
-                          headers=t.key)
-        invoice_of[t.id] = (await client.get(t.path("/invoices"), headers=t.key)).json()["items"][0]["id"]
-        payment_of[t.id] = (await client.get(t.path("/payments"), headers=t.key)).json()["items"][0]["id"]
+        await client.post(
+            t.path("/payments/batch"),
+            json={"payments": [payment(f"{prefix}-PAY", 5, reference="none")]},
+            headers=t.key,
+        )
+        invoice_of[t.id] = (await client.get(t.path("/invoices"), headers=t.key)).json()["items"][
+            0
+        ]["id"]
+        payment_of[t.id] = (await client.get(t.path("/payments"), headers=t.key)).json()["items"][
+            0
+        ]["id"]
     credentials: dict[str, tuple[dict[str, str], str | None, str | None, str | None]] = {
         # name -> (headers, role, scope, tenant_id)
         "anonymous": ({}, None, None, None),
         "agency_admin": (admin, "agency_admin", None, None),
         "agency_staff": (await _agency_staff(client), "agency_staff", None, None),
         "tenant_admin": (own_admin, "tenant_admin", None, own.id),
-        "tenant_member": (await tenant_user(client, own, own_admin, "tenant_member"), "tenant_member", None, own.id),
+        "tenant_member": (
+            await tenant_user(client, own, own_admin, "tenant_member"),
+            "tenant_member",
+            None,
+            own.id,
+        ),
     }
-    for scope in ("read", "invoices:write", "payments:write", "policies:write", "simulations:write"):
-        credentials[f"key:{scope}"] = (await api_key(client, own, own_admin, [scope]), None, scope, own.id)
-    return {"own": own, "other": other, "marker": marker, "credentials": credentials,
-            "invoice_of": invoice_of, "payment_of": payment_of, "admins": {own.id: own_admin, other.id: other_admin}}
+    for scope in (
+        "read",
+        "invoices:write",
+        "payments:write",
+        "policies:write",
+        "simulations:write",
+    ):
+        credentials[f"key:{scope}"] = (
+            await api_key(client, own, own_admin, [scope]),
+            None,
+            scope,
+            own.id,
+        )
+    return {
+        "own": own,
+        "other": other,
+        "marker": marker,
+        "credentials": credentials,
+        "invoice_of": invoice_of,
+        "payment_of": payment_of,
+        "admins": {own.id: own_admin, other.id: other_admin},
+    }
 
 
 async def _agency_staff(client):
@@ -150,10 +202,13 @@ def _allowed(permission: str, role: str | None, scope: str | None) -> bool:
 
 async def _path_for(client, admin, world, path, tenant_id, destructive):
     """Concrete path; a destructive call that is going to be allowed gets a throwaway target."""
-    params = {"tenant_id": tenant_id, "invoice_id": world["invoice_of"].get(tenant_id, str(uuid.uuid4())),
-              "payment_id": world["payment_of"].get(tenant_id, str(uuid.uuid4()))}
+    params = {
+        "tenant_id": tenant_id,
+        "invoice_id": world["invoice_of"].get(tenant_id, str(uuid.uuid4())),
+        "payment_id": world["payment_of"].get(tenant_id, str(uuid.uuid4())),
+    }
     if "{key_id}" in path:
-        session = world["admins"][tenant_id] if tenant_id in world["admins"] else admin
+        session = world["admins"].get(tenant_id, admin)
         target = world["own"] if tenant_id == world["own"].id else world["other"]
         await api_key(client, target, session, ["read"])
         keys = (await client.get(target.path("/api-keys"), headers=session)).json()["items"]
@@ -181,10 +236,18 @@ async def test_route_against_every_credential(client, admin, world, route):
             else:
                 expected = None  # allowed: anything but 401/403/404/5xx
             destructive = method == "DELETE" and expected is None
-            url = await _path_for(client, admin, world, path, tenant_id, destructive) if tenant_id else path
+            url = (
+                await _path_for(client, admin, world, path, tenant_id, destructive)
+                if tenant_id
+                else path
+            )
             body = _body(method, path, world, tenant_id)
             r = await client.request(method, url, json=body, headers=headers)
-            ok = r.status_code in expected if expected else r.status_code < 500 and r.status_code not in (401, 403, 404)
+            ok = (
+                r.status_code in expected
+                if expected
+                else r.status_code < 500 and r.status_code not in (401, 403, 404)
+            )
             if not ok:
                 failures.append(f"{name} {method} {url}: {r.status_code} {r.text[:200]}")
             if bound is not None and world["marker"] in r.text:
@@ -196,16 +259,34 @@ async def test_route_against_every_credential(client, admin, world, route):
 
 @pytest.mark.parametrize(
     "path",
-    [T + "/invoices/{invoice_id}", T + "/invoices/{invoice_id}/pause", T + "/payments/{payment_id}/match"],
+    [
+        T + "/invoices/{invoice_id}",
+        T + "/invoices/{invoice_id}/pause",
+        T + "/payments/{payment_id}/match",
+    ],
 )
 async def test_other_tenants_objects_under_own_tenant_are_missing(client, world, path):
     own, other = world["own"], world["other"]
-    url = path.format(tenant_id=own.id, invoice_id=world["invoice_of"][other.id], payment_id=world["payment_of"][other.id])
+    url = path.format(
+        tenant_id=own.id,
+        invoice_id=world["invoice_of"][other.id],
+        payment_id=world["payment_of"][other.id],
+    )
     method = "GET" if path.endswith("{invoice_id}") else "POST"
-    body = {"reason": "x"} if path.endswith("pause") else {"invoice_id": world["invoice_of"][own.id]}
-    for name in ("tenant_admin", "agency_admin", "key:invoices:write", "key:payments:write", "key:read"):
+    body = (
+        {"reason": "x"} if path.endswith("pause") else {"invoice_id": world["invoice_of"][own.id]}
+    )
+    for name in (
+        "tenant_admin",
+        "agency_admin",
+        "key:invoices:write",
+        "key:payments:write",
+        "key:read",
+    ):
         headers = world["credentials"][name][0]
-        r = await client.request(method, url, json=None if method == "GET" else body, headers=headers)
+        r = await client.request(
+            method, url, json=None if method == "GET" else body, headers=headers
+        )
         if r.status_code == 403:
             continue  # this credential may not call the route at all
         assert r.status_code == 404, (name, url, r.text)
@@ -217,8 +298,14 @@ async def test_lists_and_counts_never_include_another_tenant(client, world):
     for name, (headers, _role, _scope, bound) in world["credentials"].items():
         if bound is None:
             continue
-        for url in (own.path("/invoices?limit=1000"), own.path("/payments?limit=1000"), own.path("/audit?limit=1000"),
-                    "/api/v1/tenants?limit=1000", own.path("/users"), own.path("/api-keys")):
+        for url in (
+            own.path("/invoices?limit=1000"),
+            own.path("/payments?limit=1000"),
+            own.path("/audit?limit=1000"),
+            "/api/v1/tenants?limit=1000",
+            own.path("/users"),
+            own.path("/api-keys"),
+        ):
             r = await client.get(url, headers=headers)
             assert world["marker"] not in r.text and world["other"].id not in r.text, (name, url)
 

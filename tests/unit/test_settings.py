@@ -6,8 +6,14 @@ from backend.settings import Settings, SettingsError
 
 
 def env(monkeypatch, tmp_path, **values):
-    for name in ("KRAVLAB_ENV", "KRAVLAB_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "KRAVLAB_WORKERS",
-                 "KRAVLAB_IDEMPOTENCY_TTL_HOURS"):
+    for name in (
+        "KRAVLAB_ENV",
+        "KRAVLAB_SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "KRAVLAB_WORKERS",
+        "KRAVLAB_IDEMPOTENCY_TTL_HOURS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KRAVLAB_VAR_DIR", str(tmp_path))
     for name, value in values.items():
@@ -31,8 +37,14 @@ def test_production_requires_a_secret(monkeypatch, tmp_path):
     env(monkeypatch, tmp_path, KRAVLAB_ENV="production", KRAVLAB_SECRET_KEY="short")
     with pytest.raises(SettingsError, match="at least 32"):
         Settings.from_env()
-    env(monkeypatch, tmp_path, KRAVLAB_ENV="production", KRAVLAB_SECRET_KEY="s" * 40,
-        DATABASE_URL="postgresql://u:p@db:5432/kravlab", REDIS_URL="redis://cache:6379/0")
+    env(
+        monkeypatch,
+        tmp_path,
+        KRAVLAB_ENV="production",
+        KRAVLAB_SECRET_KEY="s" * 40,
+        DATABASE_URL="postgresql://u:p@db:5432/kravlab",
+        REDIS_URL="redis://cache:6379/0",
+    )
     settings = Settings.from_env()
     assert settings.is_postgres and settings.redis_url == "redis://cache:6379/0"
 

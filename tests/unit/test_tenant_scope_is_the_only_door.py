@@ -13,8 +13,20 @@ from backend.tables import Debtor, Invoice, InvoiceEvent, Payment
 from tenants.tables import ApiKey, AuditEntry, User
 
 ROOT = Path(__file__).resolve().parents[2]
-TENANT_OWNED = {t.__name__ for t in (Debtor, Invoice, InvoiceEvent, Payment, ApiKey, User, AuditEntry)}
-QUERY_METHODS = {"select", "objects", "update", "delete", "count", "exists", "insert", "raw", "first"}
+TENANT_OWNED = {
+    t.__name__ for t in (Debtor, Invoice, InvoiceEvent, Payment, ApiKey, User, AuditEntry)
+}
+QUERY_METHODS = {
+    "select",
+    "objects",
+    "update",
+    "delete",
+    "count",
+    "exists",
+    "insert",
+    "raw",
+    "first",
+}
 
 
 def offending_calls(source: str) -> list[str]:
@@ -32,8 +44,12 @@ def offending_calls(source: str) -> list[str]:
 
 
 def test_no_handler_queries_a_tenant_owned_table_directly():
-    files = [p for room in ("backend", "frontend_api") for p in (ROOT / room).rglob("*.py")
-             if "piccolo_migrations" not in p.parts]
+    files = [
+        p
+        for room in ("backend", "frontend_api")
+        for p in (ROOT / room).rglob("*.py")
+        if "piccolo_migrations" not in p.parts
+    ]
     assert files
     problems = {str(p.relative_to(ROOT)): offending_calls(p.read_text()) for p in files}
     assert not {k: v for k, v in problems.items() if v}
