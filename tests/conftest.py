@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,8 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+
+from tests.support.server import LiveServer
 
 ENGINE = os.environ.get("KRAVLAB_TEST_DB", "sqlite")
 REQUIRE_SERVICES = os.environ.get("KRAVLAB_REQUIRE_SERVICES") == "1"
@@ -113,60 +111,6 @@ def settings(migrated: None) -> Any:
     from backend.settings import Settings
 
     return Settings.from_env()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """`kravlab serve` in a subprocess: the tests talk HTTP to the real thing."""
-
-    def __init__(self, workers: int = 1, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = VAR_DIR / f"server-{self.port}.log"
-        self.env = {**os.environ, **env}
-        self.workers = workers
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> LiveServer:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "backend.cli",
-                "serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-            ],
-            env=self.env,
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 @pytest.fixture(scope="session")

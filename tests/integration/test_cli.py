@@ -69,7 +69,7 @@ def test_demo_seeds_once_and_prints_working_credentials(tmp_path):
         re.findall(r"API key\s+(kl_\S+)", second.stdout) == keys
     )  # same logins, not a second seed
     tenant_id = re.search(r"\(id ([0-9a-f-]{36})\)", first.stdout).group(1)
-    from tests.conftest import LiveServer
+    from tests.support.server import LiveServer
 
     live = LiveServer(**env).start()
     try:

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
 from tests.support.db import book_counts
+from tests.support.server import LiveServer
 from tests.support.world import invoice, payment
 
 

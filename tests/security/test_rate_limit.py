@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support.server import LiveServer
 from tests.support.world import agency_user, bearer, onboard
 
 LIMIT = 8
