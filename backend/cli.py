@@ -17,7 +17,8 @@ console = Console()
 def _serve(settings: Settings, host: str, port: int, workers: int | None = None) -> None:
     import uvicorn
 
-    asyncio.run(_migrate(settings))
+    # No migration here: several API processes may start at once; `kravlab migrate` (or the
+    # compose file's one-shot migrate service) runs them once before.
     uvicorn.run(
         "backend.app:create_app",
         factory=True,
@@ -100,7 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             from backend.queue import run_worker
 
-            asyncio.run(_migrate(settings))
             run_worker(settings, burst=args.burst)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings, verbose=args.verbose))

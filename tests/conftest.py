@@ -62,13 +62,15 @@ def _fresh_postgres(url: str) -> None:
     asyncio.run(recreate())
 
 
+SKIP_RUN: str | None = None
 if ENGINE == "postgres":
     if not reachable(POSTGRES_URL):
         message = f"PostgreSQL not reachable at {POSTGRES_URL}"
         if REQUIRE_SERVICES:
             raise pytest.UsageError(message + " and KRAVLAB_REQUIRE_SERVICES=1")
-        pytest.exit(f"skipping the PostgreSQL run: {message}", returncode=0)
-    _fresh_postgres(POSTGRES_URL)
+        SKIP_RUN = f"skipping the PostgreSQL run: {message}"
+    else:
+        _fresh_postgres(POSTGRES_URL)
     os.environ["DATABASE_URL"] = POSTGRES_URL
 elif ENGINE == "sqlite":
     os.environ["DATABASE_URL"] = f"sqlite:///{VAR_DIR / 'test.sqlite3'}"
@@ -79,6 +81,11 @@ os.environ["KRAVLAB_ENV"] = "test"
 os.environ["KRAVLAB_VAR_DIR"] = str(VAR_DIR)
 os.environ["KRAVLAB_SECRET_KEY"] = secrets.token_urlsafe(48)
 os.environ.pop("REDIS_URL", None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if SKIP_RUN:
+        pytest.exit(SKIP_RUN, returncode=0)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
