@@ -18,7 +18,7 @@ from backend import settlement
 from backend.tables import Invoice, InvoiceEvent, Payment
 from backend.validation import FieldError, InvalidInput
 from tenants import audit
-from tenants.pagination import BadCursor, decode_cursor, encode_cursor
+from tenants.pagination import decode_cursor_as, keyset_page
 from tenants.scope import TenantScope
 from tenants.transactions import write_transaction
 
@@ -147,19 +147,14 @@ async def list_invoices(
     if due_to is not None:
         query = query.where(Invoice.due_date <= due_to)
     if cursor is not None:
-        due_text, id_text = decode_cursor(cursor, 2)
-        try:
-            after_due, after_id = date.fromisoformat(due_text), UUID(id_text)
-        except ValueError as exc:
-            raise BadCursor("malformed cursor") from exc
+        after_due, after_id = decode_cursor_as(cursor, date.fromisoformat, UUID)
         query = query.where(
             (Invoice.due_date > after_due)
             | ((Invoice.due_date == after_due) & (Invoice.id > after_id))
         )
-    rows = await query.order_by(Invoice.due_date, Invoice.id).limit(limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["due_date"], rows[-1]["id"]) if more else None
+    rows, next_cursor = await keyset_page(
+        query.order_by(Invoice.due_date, Invoice.id), limit, lambda r: (r["due_date"], r["id"])
+    )
     return {"items": [present(r, on) for r in rows], "next_cursor": next_cursor}
 
 
@@ -283,17 +278,12 @@ async def list_payments(
     elif unmatched is False:
         query = query.where(Payment.matched_by.is_not_null())
     if cursor is not None:
-        (after,) = decode_cursor(cursor, 1)
-        try:
-            query = query.where(Payment.id > UUID(after))
-        except ValueError as exc:
-            raise BadCursor("malformed cursor") from exc
-    rows = await query.order_by(Payment.id).limit(limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+        (after,) = decode_cursor_as(cursor, UUID)
+        query = query.where(Payment.id > after)
+    rows, next_cursor = await keyset_page(query.order_by(Payment.id), limit, lambda r: (r["id"],))
     for row in rows:
         row["invoice_id"] = row.pop("invoice")
-    return {"items": rows, "next_cursor": encode_cursor(rows[-1]["id"]) if more else None}
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 async def match_payment(scope: TenantScope, payment_id: UUID, invoice_id: UUID) -> dict[str, Any]:

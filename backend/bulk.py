@@ -64,11 +64,16 @@ async def upsert(
             f"INSERT INTO {name} ({column_list}) VALUES ({marks}) {on_conflict}", rows
         )
         return
-    types = [_array_type(table, c) for c in columns]
-    arrays = ", ".join(f"${i + 1}::{t}" for i, t in enumerate(types))
+    # COPY into a per-session staging table, then one INSERT … SELECT: COPY's binary
+    # encoding is cheaper than binding one array per column.
+    stage = f"_stage_{name}"
     await connection.execute(
-        f"INSERT INTO {name} ({column_list}) SELECT * FROM unnest({arrays}) {on_conflict}",
-        *[list(column) for column in zip(*rows, strict=True)],
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {name} INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
+    )
+    await connection.copy_records_to_table(stage, records=rows, columns=list(columns))
+    await connection.execute(
+        f"INSERT INTO {name} ({column_list}) SELECT {column_list} FROM {stage} {on_conflict}"
     )
 
 

@@ -14,6 +14,7 @@ import msgspec
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.utils.scope.state import ScopeState
 
 from backend.validation import FieldError, InvalidInput, decode_all_errors
 from tenants.pagination import BadCursor
@@ -46,12 +47,16 @@ async def check_body(request: Request[Any, Any, Any]) -> Response[Any] | None:
     if not raw.strip() and not _body_required(struct):
         return None
     try:
-        msgspec.json.decode(raw, type=struct)
+        decoded = msgspec.json.decode(raw, type=struct)
     except (msgspec.ValidationError, msgspec.DecodeError):
         errors = decode_all_errors(raw, struct)
         if len(errors) == 1 and errors[0].message.startswith("malformed JSON"):
             return _response(400, _body(400, errors[0].message))
         return _response(422, _body(422, "invalid input", errors))
+    # Litestar would decode the body again (to builtins, then convert, and leniently: "100"
+    # would pass as 100). Handing it the strictly decoded struct as the request's parsed JSON
+    # makes its own conversion a pass-through: one strict decode per request.
+    ScopeState.from_scope(request.scope).json = decoded
     return None
 
 

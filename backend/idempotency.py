@@ -77,9 +77,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         if body is None:
             await _send_json(send, *_json(413, "request body exceeds the size limit"))
             return
-        request_hash = hashlib.sha256(
-            b"POST " + scope["path"].encode() + b"\n" + body
-        ).hexdigest()
+        request_hash = hashlib.sha256(b"POST " + scope["path"].encode() + b"\n" + body).hexdigest()
         principal = scope.get("user")
         tenant_id = scope.get("path_params", {}).get("tenant_id") or getattr(
             principal, "tenant_id", None

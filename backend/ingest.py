@@ -10,10 +10,11 @@ SQLite, an advisory lock on PostgreSQL) so overlapping batches count correctly.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import msgspec
 from msgspec import Meta, Struct
@@ -95,9 +96,13 @@ class PaymentBatchResult(Struct):
 
 
 def new_id() -> str:
-    """A fresh row id as text: both engines take it for a UUID column, and building the
-    string directly is several times cheaper than a uuid.UUID per row of a 10 000-row batch."""
-    return str(uuid4())
+    """A fresh random (version 4) UUID as text, which both engines take for a UUID column.
+
+    Formatting 16 random bytes directly is several times cheaper than `str(uuid.uuid4())`,
+    which shows in a 10 000-row batch.
+    """
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def _digest(*parts: object) -> str:
@@ -216,41 +221,86 @@ async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBat
         raise InvalidInput(errors)
     tid = scope.tenant_id
     now = datetime.now(UTC)
+    # Hashes are computed before the tenant's lock is taken: only the comparison with what
+    # is stored, and the writes, need to be serialised.
     debtors = {row.debtor.external_id: row.debtor for row in batch.invoices}  # the last row wins
+    debtor_digests = {
+        key: _digest(d.name, d.type, d.email, d.phone, d.address, d.org_no)
+        for key, d in debtors.items()
+    }
     invoices = {row.external_id: row for row in batch.invoices}
+    invoice_digests = {
+        key: _digest(
+            row.debtor.external_id,
+            row.issue_date,
+            row.due_date,
+            row.amount,
+            row.currency,
+            row.reference,
+            row.e_invoice,
+            row.fee_agreed,
+            row.description,
+        )
+        for key, row in invoices.items()
+    }
     async with write_transaction():
         await bulk.advisory_lock(f"ingest:{tid}")
         known_debtors = await _known(Debtor, tid, list(debtors))
         debtor_ids: dict[str, Any] = {}
         debtor_rows = []
         for external_id, d in debtors.items():
-            digest = _digest(d.name, d.type, d.email, d.phone, d.address, d.org_no)
+            digest = debtor_digests[external_id]
             existing = known_debtors.get(external_id)
             debtor_ids[external_id] = existing[0] if existing else new_id()
             if existing is None or existing[1] != digest:
-                debtor_rows.append((
-                    debtor_ids[external_id], tid, external_id, d.name, d.type, d.email, d.phone,
-                    d.address, d.org_no, digest, now, now,
-                ))
+                debtor_rows.append(
+                    (
+                        debtor_ids[external_id],
+                        tid,
+                        external_id,
+                        d.name,
+                        d.type,
+                        d.email,
+                        d.phone,
+                        d.address,
+                        d.org_no,
+                        digest,
+                        now,
+                        now,
+                    )
+                )
         await bulk.upsert(
             Debtor, DEBTOR_COLUMNS, debtor_rows, ("tenant", "external_id"), DEBTOR_UPDATES
         )
         known = await _known(Invoice, tid, list(invoices))
-        created, updated = [], []
+        created: list[tuple[Any, ...]] = []
+        updated: list[tuple[Any, ...]] = []
         for external_id, row in invoices.items():
-            digest = _digest(
-                row.debtor.external_id, row.issue_date, row.due_date, row.amount, row.currency,
-                row.reference, row.e_invoice, row.fee_agreed, row.description,
-            )
+            digest = invoice_digests[external_id]
             existing = known.get(external_id)
             if existing is not None and existing[1] == digest:
                 continue
-            (updated if existing else created).append((
-                existing[0] if existing else new_id(), tid, debtor_ids[row.debtor.external_id],
-                external_id, row.issue_date, row.due_date, row.amount, row.currency,
-                row.reference, row.e_invoice, row.fee_agreed, row.description, "active", 0,
-                digest, now, now,
-            ))
+            (updated if existing else created).append(
+                (
+                    existing[0] if existing else new_id(),
+                    tid,
+                    debtor_ids[row.debtor.external_id],
+                    external_id,
+                    row.issue_date,
+                    row.due_date,
+                    row.amount,
+                    row.currency,
+                    row.reference,
+                    row.e_invoice,
+                    row.fee_agreed,
+                    row.description,
+                    "active",
+                    0,
+                    digest,
+                    now,
+                    now,
+                )
+            )
         await bulk.upsert(
             Invoice, INVOICE_COLUMNS, created + updated, ("tenant", "external_id"), INVOICE_UPDATES
         )

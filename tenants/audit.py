@@ -9,7 +9,7 @@ from uuid import UUID
 
 from piccolo.query import Select
 
-from tenants.pagination import BadCursor, decode_cursor, encode_cursor
+from tenants.pagination import decode_cursor_as, keyset_page
 from tenants.tables import AuditEntry
 
 
@@ -43,17 +43,15 @@ def agency_entries() -> Select:
 async def page(query: Select, limit: int, cursor: str | None) -> dict[str, Any]:
     """Newest first, keyset-paginated on (at, id)."""
     if cursor is not None:
-        at_text, id_text = decode_cursor(cursor, 2)
-        try:
-            at, after = datetime.fromisoformat(at_text), UUID(id_text)
-        except ValueError as exc:
-            raise BadCursor("malformed cursor") from exc
+        at, after = decode_cursor_as(cursor, datetime.fromisoformat, UUID)
         query = query.where(
             (AuditEntry.at < at) | ((AuditEntry.at == at) & (AuditEntry.id < after))
         )
-    rows = await query.order_by(AuditEntry.at, AuditEntry.id, ascending=False).limit(limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = await keyset_page(
+        query.order_by(AuditEntry.at, AuditEntry.id, ascending=False),
+        limit,
+        lambda r: (r["at"].isoformat(), r["id"]),
+    )
     items = [
         {
             "id": r["id"],
@@ -66,5 +64,4 @@ async def page(query: Select, limit: int, cursor: str | None) -> dict[str, Any]:
         }
         for r in rows
     ]
-    next_cursor = encode_cursor(rows[-1]["at"].isoformat(), rows[-1]["id"]) if more else None
     return {"items": items, "next_cursor": next_cursor}

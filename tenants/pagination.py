@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
+from typing import Any
 
 
 class BadCursor(ValueError):
@@ -22,3 +24,26 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
     if len(parts) != count:
         raise BadCursor("malformed cursor")
     return parts
+
+
+def decode_cursor_as(cursor: str, *parsers: Callable[[str], Any]) -> list[Any]:
+    """The cursor's parts, each parsed by its parser (`date.fromisoformat`, `UUID`, …)."""
+    parts = decode_cursor(cursor, len(parsers))
+    try:
+        return [parse(part) for parse, part in zip(parsers, parts, strict=True)]
+    except ValueError as exc:
+        raise BadCursor("malformed cursor") from exc
+
+
+async def keyset_page(
+    query: Any, limit: int, key: Callable[[dict[str, Any]], tuple[Any, ...]]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of an ordered query: its rows and the cursor of the next page (None at the end).
+
+    Fetches one row more than asked to know whether another page exists.
+    """
+    rows = await query.limit(limit + 1)
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(*key(rows[-1]))

@@ -18,7 +18,7 @@ from backend.validation import SINGLE_LINE, FieldError, InvalidInput
 from tenants import audit, onboarding
 from tenants.access import SCOPES, Principal
 from tenants.codes import COUNTRIES, CURRENCIES
-from tenants.pagination import decode_cursor, encode_cursor
+from tenants.pagination import decode_cursor, keyset_page
 from tenants.scope import TenantScope
 from tenants.tables import ApiKey, AuditEntry, Tenant, User
 
@@ -99,13 +99,8 @@ class TenantController(Controller):
         if cursor is not None:
             (after,) = decode_cursor(cursor, 1)
             query = query.where(Tenant.slug > after)
-        rows = await query.limit(limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {
-            "items": [_tenant_out(r) for r in rows],
-            "next_cursor": encode_cursor(rows[-1]["slug"]) if more else None,
-        }
+        rows, next_cursor = await keyset_page(query, limit, lambda r: (r["slug"],))
+        return {"items": [_tenant_out(r) for r in rows], "next_cursor": next_cursor}
 
     @get("/{tenant_id:uuid}", opt={"permission": "tenants:read"})
     async def get_tenant(self, tenant_id: FromPath[UUID]) -> dict[str, Any]:
