@@ -65,7 +65,8 @@ def test_a_valid_policy_round_trips_its_fields():
     assert (
         policy.escalate_after_days == 60 and policy.plans_allowed and policy.plan_setup_fee == 17000
     )
-    assert [(s.day, s.action, s.channel) for s in policy.steps][0] == (-3, "reminder", "email")
+    first = policy.steps[0]
+    assert (first.day, first.action, first.channel) == (-3, "reminder", "email")
     assert policy.steps[2].deadline_days == 10
 
 
