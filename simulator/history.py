@@ -1,0 +1,395 @@
+"""A client's payment history (formats §1) as columnar numpy arrays.
+
+`load_history(directory)` reads invoices.csv, payments.csv and (optionally) actions.csv,
+checks every row, and either returns a `History` or raises `HistoryError` listing every
+problem by file, line and column; nothing is half-loaded. Days are integers counted from
+1970-01-01 (numpy `datetime64[D]` as int), money is int64 minor units.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+DEBTOR_TYPES = ("b2b", "b2c")
+ACTIONS = ("reminder", "collection_notice", "escalation")
+CHANNELS = ("email", "sms", "letter", "phone")
+NO_CHANNEL = -1
+NOT_SETTLED = np.iinfo(np.int32).max
+# Beyond this many problems the rest are counted, not listed.
+MAX_LISTED_PROBLEMS = 1000
+EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" + (f" column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+class HistoryError(ValueError):
+    def __init__(self, problems: list[Problem], more: int = 0) -> None:
+        self.problems = problems
+        self.more = more
+        lines = [str(p) for p in problems] + ([f"... and {more} more"] if more else [])
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class History:
+    as_of: int  # day number
+    currency: str
+    invoice_id: np.ndarray  # str
+    debtor: np.ndarray  # int32 index into debtor_ids
+    debtor_ids: np.ndarray  # str
+    b2c: np.ndarray  # bool
+    issue: np.ndarray  # int32 day
+    due: np.ndarray  # int32 day
+    amount: np.ndarray  # int64 minor units
+    e_invoice: np.ndarray  # bool
+    disputed: np.ndarray  # bool
+    fee_agreed: np.ndarray  # bool
+    pay_invoice: np.ndarray  # int32 index into invoices
+    pay_day: np.ndarray  # int32
+    pay_amount: np.ndarray  # int64
+    act_invoice: np.ndarray  # int32
+    act_day: np.ndarray  # int32
+    act_action: np.ndarray  # int8 index into ACTIONS
+    act_channel: np.ndarray  # int8 index into CHANNELS, NO_CHANNEL for escalation
+    act_fee: np.ndarray  # int64
+    settled: np.ndarray = field(
+        init=False
+    )  # int32 day the payments reach the amount, else NOT_SETTLED
+
+    def __post_init__(self) -> None:
+        self.settled = settlement_days(self.amount, self.pay_invoice, self.pay_day, self.pay_amount)
+
+    @property
+    def size(self) -> int:
+        return len(self.amount)
+
+
+def day_number(value: date) -> int:
+    return (value - EPOCH).days
+
+
+def day_date(number: int) -> date:
+    return date.fromordinal(EPOCH.toordinal() + int(number))
+
+
+def settlement_days(
+    amount: np.ndarray, pay_invoice: np.ndarray, pay_day: np.ndarray, pay_amount: np.ndarray
+) -> np.ndarray:
+    """Day each invoice's payments, in date order, first reach its amount."""
+    settled = np.full(len(amount), NOT_SETTLED, dtype=np.int32)
+    if len(pay_invoice) == 0:
+        return settled
+    order = np.lexsort((pay_day, pay_invoice))
+    invoice, day, paid = pay_invoice[order], pay_day[order], pay_amount[order]
+    running = np.cumsum(paid)
+    starts = np.r_[0, np.flatnonzero(np.diff(invoice)) + 1]
+    before = np.repeat(np.r_[0, running[starts[1:] - 1]], np.diff(np.r_[starts, len(invoice)]))
+    reached = (running - before) >= amount[invoice]
+    hits = np.flatnonzero(reached)
+    if len(hits):
+        first = np.unique(invoice[hits], return_index=True)
+        settled[first[0]] = day[hits[first[1]]]
+    return settled
+
+
+def debtor_history(history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per invoice, from the same debtor's invoices settled strictly before its issue date:
+    (count settled, share settled more than 5 days late, mean days late). No look-ahead.
+    """
+    n = history.size
+    settled_mask = history.settled != NOT_SETTLED
+    ev_debtor = history.debtor[settled_mask].astype(np.int64)
+    ev_day = history.settled[settled_mask].astype(np.int64)
+    ev_late = (history.settled[settled_mask] - history.due[settled_mask]).astype(np.float64)
+    span = np.int64(1 << 32)
+    ev_key = ev_debtor * span + ev_day
+    order = np.argsort(ev_key, kind="stable")
+    ev_key, ev_late = ev_key[order], ev_late[order]
+    cum_count = np.r_[0, np.arange(1, len(ev_key) + 1)]
+    cum_late = np.r_[0.0, np.cumsum(ev_late > 5)]
+    cum_days = np.r_[0.0, np.cumsum(np.maximum(ev_late, 0))]
+    debtor = history.debtor.astype(np.int64)
+    upto = np.searchsorted(ev_key, debtor * span + history.issue, side="left")
+    start = np.searchsorted(ev_key, debtor * span, side="left")
+    count = (cum_count[upto] - cum_count[start]).astype(np.int32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        late_share = np.where(count > 0, (cum_late[upto] - cum_late[start]) / count, 0.0)
+        mean_late = np.where(count > 0, (cum_days[upto] - cum_days[start]) / count, 0.0)
+    assert len(count) == n
+    return count, late_share, mean_late
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.more = 0
+
+    def add(self, file: str, line: int, column: str, message: str) -> None:
+        if len(self.problems) < MAX_LISTED_PROBLEMS:
+            self.problems.append(Problem(file, line, column, message))
+        else:
+            self.more += 1
+
+
+def _rows(
+    path: Path, required: tuple[str, ...], optional: tuple[str, ...], problems: _Collector
+) -> Iterator[tuple[int, dict[str, str]]]:
+    name = path.name
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        problems.add(name, 0, "", f"cannot be read: {exc.strerror}")
+        return
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            problems.add(name, 1, "", "the file is empty: a header row is required")
+            return
+        except UnicodeDecodeError:
+            problems.add(name, 1, "", "not UTF-8 text")
+            return
+        missing = [c for c in required if c not in header]
+        for column in missing:
+            problems.add(name, 1, column, "required column is missing")
+        for column in header:
+            if column not in required and column not in optional:
+                problems.add(name, 1, column, "unknown column")
+        if missing:
+            return
+        width = len(header)
+        try:
+            for line, values in enumerate(reader, start=2):
+                if not values or values == [""]:
+                    continue
+                if len(values) != width:
+                    problems.add(name, line, "", f"expected {width} fields, found {len(values)}")
+                    continue
+                yield line, dict(zip(header, values, strict=True))
+        except UnicodeDecodeError:
+            problems.add(name, 0, "", "not UTF-8 text")
+        except csv.Error as exc:
+            problems.add(name, reader.line_num, "", f"malformed CSV: {exc}")
+
+
+class _Parsers:
+    """Field parsers with caches: a history repeats the same few thousand dates endlessly."""
+
+    def __init__(self, problems: _Collector) -> None:
+        self.problems = problems
+        self.dates: dict[str, int] = {}
+
+    def day(self, file: str, line: int, column: str, text: str) -> int | None:
+        cached = self.dates.get(text)
+        if cached is not None:
+            return cached
+        try:
+            value = day_number(date.fromisoformat(text.strip()))
+        except ValueError:
+            self.problems.add(file, line, column, f"not a date (YYYY-MM-DD): {text!r}")
+            return None
+        self.dates[text] = value
+        return value
+
+    def money(self, file: str, line: int, column: str, text: str, positive: bool) -> int | None:
+        """Decimal major units ('1234.50') to integer minor units, exactly (two decimals)."""
+        raw = text.strip()
+        whole, dot, frac = raw.partition(".")
+        sign = -1 if whole.startswith("-") else 1
+        digits = whole.lstrip("-+")
+        if not digits.isdigit() or (dot and not frac.isdigit()) or len(frac) > 2:
+            self.problems.add(
+                file, line, column, f"not an amount with at most two decimals: {text!r}"
+            )
+            return None
+        value = sign * (int(digits) * 100 + int(frac.ljust(2, "0") or 0))
+        if positive and value <= 0:
+            self.problems.add(file, line, column, f"must be greater than 0: {text!r}")
+            return None
+        if value < 0:
+            self.problems.add(file, line, column, f"must not be negative: {text!r}")
+            return None
+        return value
+
+    def flag(self, file: str, line: int, column: str, text: str) -> bool:
+        value = text.strip().lower()
+        if value in ("true", "1", "yes"):
+            return True
+        if value not in ("false", "0", "no", ""):
+            self.problems.add(file, line, column, f"must be true or false: {text!r}")
+        return False
+
+
+def load_history(directory: str | Path, as_of: date | None = None) -> History:
+    folder = Path(directory)
+    problems = _Collector()
+    parse = _Parsers(problems)
+    if not folder.is_dir():
+        raise HistoryError([Problem(str(folder), 0, "", "not a directory")])
+
+    ids: list[str] = []
+    index: dict[str, int] = {}
+    debtors: dict[str, int] = {}
+    debtor, b2c, issue, due, amount, e_inv, disputed, fee_agreed = [], [], [], [], [], [], [], []
+    currencies: dict[str, int] = {}
+    name = "invoices.csv"
+    for line, row in _rows(
+        folder / name,
+        ("invoice_id", "debtor_id", "debtor_type", "issue_date", "due_date", "amount", "currency"),
+        ("e_invoice", "disputed", "fee_agreed"),
+        problems,
+    ):
+        invoice_id = row["invoice_id"].strip()
+        if not invoice_id:
+            problems.add(name, line, "invoice_id", "required")
+        elif invoice_id in index:
+            problems.add(
+                name,
+                line,
+                "invoice_id",
+                f"duplicate invoice_id {invoice_id!r} (first on line {index[invoice_id] + 2})",
+            )
+        kind = row["debtor_type"].strip().lower()
+        if kind not in DEBTOR_TYPES:
+            problems.add(name, line, "debtor_type", f"must be b2b or b2c: {row['debtor_type']!r}")
+        debtor_id = row["debtor_id"].strip()
+        if not debtor_id:
+            problems.add(name, line, "debtor_id", "required")
+        i_day = parse.day(name, line, "issue_date", row["issue_date"])
+        d_day = parse.day(name, line, "due_date", row["due_date"])
+        if i_day is not None and d_day is not None and d_day < i_day:
+            problems.add(name, line, "due_date", "due_date is before issue_date")
+        value = parse.money(name, line, "amount", row["amount"], positive=True)
+        currency = row["currency"].strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            problems.add(name, line, "currency", f"not an ISO 4217 code: {row['currency']!r}")
+        else:
+            currencies.setdefault(currency, line)
+        if invoice_id and invoice_id not in index:
+            index[invoice_id] = len(ids)
+        ids.append(invoice_id)
+        debtor.append(debtors.setdefault(debtor_id, len(debtors)))
+        b2c.append(kind == "b2c")
+        issue.append(i_day or 0)
+        due.append(d_day or 0)
+        amount.append(value or 0)
+        e_inv.append(parse.flag(name, line, "e_invoice", row.get("e_invoice", "")))
+        disputed.append(parse.flag(name, line, "disputed", row.get("disputed", "")))
+        fee_agreed.append(parse.flag(name, line, "fee_agreed", row.get("fee_agreed", "")))
+    if len(currencies) > 1:
+        first, *others = sorted(currencies.items(), key=lambda kv: kv[1])
+        for code, line in others:
+            problems.add(
+                name, line, "currency", f"a history has one currency: {code} after {first[0]}"
+            )
+
+    latest = max([*issue, *due], default=0)
+    pay_inv, pay_day, pay_amt = [], [], []
+    name = "payments.csv"
+    payment_rows = (
+        list(_rows(folder / name, ("invoice_id", "paid_date", "amount"), (), problems))
+        if (folder / name).exists()
+        else []
+    )
+    if not (folder / name).exists():
+        problems.add(name, 0, "", "the file is missing (it may hold only a header row)")
+    for line, row in payment_rows:
+        target = index.get(row["invoice_id"].strip())
+        if target is None:
+            problems.add(name, line, "invoice_id", f"unknown invoice {row['invoice_id']!r}")
+        p_day = parse.day(name, line, "paid_date", row["paid_date"])
+        value = parse.money(name, line, "amount", row["amount"], positive=True)
+        if p_day is not None:
+            latest = max(latest, p_day)
+        pay_inv.append(target if target is not None else 0)
+        pay_day.append(p_day or 0)
+        pay_amt.append(value or 0)
+
+    act_inv, act_day, act_kind, act_channel, act_fee = [], [], [], [], []
+    name = "actions.csv"
+    action_rows = (
+        list(_rows(folder / name, ("invoice_id", "date", "action", "channel", "fee"), (), problems))
+        if (folder / name).exists()
+        else []
+    )
+    for line, row in action_rows:
+        target = index.get(row["invoice_id"].strip())
+        if target is None:
+            problems.add(name, line, "invoice_id", f"unknown invoice {row['invoice_id']!r}")
+        a_day = parse.day(name, line, "date", row["date"])
+        kind = row["action"].strip()
+        if kind not in ACTIONS:
+            problems.add(
+                name, line, "action", f"must be one of {', '.join(ACTIONS)}: {row['action']!r}"
+            )
+        channel = row["channel"].strip()
+        if kind == "escalation":
+            if channel:
+                problems.add(name, line, "channel", "an escalation has no channel")
+        elif channel not in CHANNELS:
+            problems.add(
+                name, line, "channel", f"must be one of {', '.join(CHANNELS)}: {row['channel']!r}"
+            )
+        fee = parse.money(name, line, "fee", row["fee"] or "0", positive=False)
+        if a_day is not None:
+            latest = max(latest, a_day)
+        act_inv.append(target if target is not None else 0)
+        act_day.append(a_day or 0)
+        act_kind.append(ACTIONS.index(kind) if kind in ACTIONS else 0)
+        act_channel.append(CHANNELS.index(channel) if channel in CHANNELS else NO_CHANNEL)
+        act_fee.append(fee or 0)
+
+    as_of_day = day_number(as_of) if as_of is not None else latest
+    if as_of is not None:
+        for file, rows, column, days in (
+            ("payments.csv", payment_rows, "paid_date", pay_day),
+            ("actions.csv", action_rows, "date", act_day),
+        ):
+            for (line, _), value in zip(rows, days, strict=True):
+                if value > as_of_day:
+                    problems.add(
+                        file, line, column, f"dated after the as-of date {as_of.isoformat()}"
+                    )
+    if not ids and not problems.problems:
+        problems.add("invoices.csv", 1, "", "no invoices")
+    if problems.problems:
+        raise HistoryError(problems.problems, problems.more)
+    return History(
+        as_of=as_of_day,
+        currency=next(iter(currencies)),
+        invoice_id=np.array(ids, dtype=object),
+        debtor=np.array(debtor, dtype=np.int32),
+        debtor_ids=np.array(list(debtors), dtype=object),
+        b2c=np.array(b2c, dtype=bool),
+        issue=np.array(issue, dtype=np.int32),
+        due=np.array(due, dtype=np.int32),
+        amount=np.array(amount, dtype=np.int64),
+        e_invoice=np.array(e_inv, dtype=bool),
+        disputed=np.array(disputed, dtype=bool),
+        fee_agreed=np.array(fee_agreed, dtype=bool),
+        pay_invoice=np.array(pay_inv, dtype=np.int32),
+        pay_day=np.array(pay_day, dtype=np.int32),
+        pay_amount=np.array(pay_amt, dtype=np.int64),
+        act_invoice=np.array(act_inv, dtype=np.int32),
+        act_day=np.array(act_day, dtype=np.int32),
+        act_action=np.array(act_kind, dtype=np.int8),
+        act_channel=np.array(act_channel, dtype=np.int8),
+        act_fee=np.array(act_fee, dtype=np.int64),
+    )
