@@ -1,0 +1,174 @@
+"""The payment-behaviour model's layout: days, covariate codes and the parameter vector.
+
+The daily settlement hazard of an unpaid invoice is
+
+    logit h = α[bin(t)] + x·β + bump[channel, window, rank] + φ·fee_charged + ψ·notice_sent + δ[class]
+
+with t the day relative to the due date. Everything an invoice-day's hazard depends on is
+folded into two small integer codes: a *static* code (the invoice's covariates, binned)
+and a *time* code (baseline bin, the most recent contact's channel, window and rank, fee
+and notice state). The fit and the forecast work on these codes, never on invoice-day rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CHANNELS = ("email", "sms", "letter", "phone")
+# Days from sending to the debtor having it (letters travel).
+DELIVERY_LAG = np.array([0, 0, 2, 0], dtype=np.int64)
+
+# Baseline: piecewise constant on these bins of t (lower bounds; the last runs on).
+BIN_LOWER = np.array([-60, -14, -7, -1, 0, 1, 3, 7, 14, 30, 60, 90, 120], dtype=np.int64)
+BIN_NAMES = ("<-14", "-14..-8", "-7..-2", "-1", "0", "1..2", "3..6", "7..13", "14..29",
+             "30..59", "60..89", "90..119", "120+")
+FIRST_DAY = -60  # earlier days count as day -60
+
+# A contact's bump, by days since delivery: windows [0,3), [3,7), [7,14); none after.
+WINDOW_LOWER = np.array([0, 3, 7], dtype=np.int64)
+BUMP_DAYS = 14
+WINDOW_NAMES = ("0..2", "3..6", "7..13")
+RANKS = ("first", "later")
+
+# Static covariates, binned so that invoices share codes.
+AMOUNT_EDGES = np.log(np.array([500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000]) * 100.0)
+AMOUNT_CENTRES = (np.arange(len(AMOUNT_EDGES) + 1) - 3.5) / 2.0  # a standardised log amount
+HISTORY = ("none", "good", "mixed", "bad")
+
+N_BINS = len(BIN_LOWER)
+N_WINDOWS = len(WINDOW_LOWER)
+N_CONTACT_CODES = 1 + len(CHANNELS) * N_WINDOWS * len(RANKS)
+N_TIME_CODES = N_BINS * N_CONTACT_CODES * 2 * 2
+N_AMOUNT = len(AMOUNT_CENTRES)
+N_STATIC_CODES = 2 * N_AMOUNT * 2 * 2 * 2 * len(HISTORY)
+
+STATIC_FEATURES = ("b2c", "log_amount", "e_invoice", "disputed", "fee_agreed",
+                   "history_good", "history_mixed", "history_bad")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter group sits in the parameter vector, for `classes` latent classes."""
+
+    classes: int = 2
+
+    @property
+    def alpha(self) -> slice:
+        return slice(0, N_BINS)
+
+    @property
+    def beta(self) -> slice:
+        start = N_BINS
+        return slice(start, start + len(STATIC_FEATURES))
+
+    @property
+    def bump(self) -> slice:
+        start = self.beta.stop
+        return slice(start, start + len(CHANNELS) * N_WINDOWS)
+
+    @property
+    def rank(self) -> slice:
+        start = self.bump.stop
+        return slice(start, start + N_WINDOWS)
+
+    @property
+    def fee(self) -> int:
+        return self.rank.stop
+
+    @property
+    def notice(self) -> int:
+        return self.fee + 1
+
+    @property
+    def delta(self) -> slice:
+        return slice(self.notice + 1, self.notice + self.classes)
+
+    @property
+    def size(self) -> int:
+        return self.delta.stop
+
+    def names(self) -> list[str]:
+        names = [f"baseline[{b}]" for b in BIN_NAMES]
+        names += [f"beta[{f}]" for f in STATIC_FEATURES]
+        names += [f"bump[{c},{w}]" for c in CHANNELS for w in WINDOW_NAMES]
+        names += [f"later_contact[{w}]" for w in WINDOW_NAMES]
+        names += ["fee_charged", "collection_notice"]
+        names += [f"class_shift[{k}]" for k in range(1, self.classes)]
+        return names
+
+
+def day_bin(t: np.ndarray) -> np.ndarray:
+    return np.searchsorted(BIN_LOWER, np.maximum(t, FIRST_DAY), side="right") - 1
+
+
+def contact_code(channel: np.ndarray, since: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """0 when no bump applies (no contact, or delivered ≥ 14 days ago, or not yet delivered)."""
+    active = (channel >= 0) & (since >= 0) & (since < BUMP_DAYS)
+    window = np.searchsorted(WINDOW_LOWER, np.clip(since, 0, None), side="right") - 1
+    later = (rank > 0).astype(np.int64)
+    code = 1 + (np.clip(channel, 0, None) * N_WINDOWS + window) * len(RANKS) + later
+    return np.where(active, code, 0)
+
+
+def time_code(t: np.ndarray, contact: np.ndarray, fee: np.ndarray, notice: np.ndarray) -> np.ndarray:
+    return ((day_bin(t) * N_CONTACT_CODES + contact) * 2 + fee.astype(np.int64)) * 2 + notice.astype(np.int64)
+
+
+def static_code(b2c: np.ndarray, amount: np.ndarray, e_invoice: np.ndarray, disputed: np.ndarray,
+                fee_agreed: np.ndarray, history: np.ndarray) -> np.ndarray:
+    amount_bin = np.searchsorted(AMOUNT_EDGES, np.log(np.maximum(amount, 1)), side="right")
+    code = history.astype(np.int64)
+    for flag in (fee_agreed, disputed, e_invoice):
+        code = code * 2 + flag.astype(np.int64)
+    code = code * N_AMOUNT + amount_bin
+    return code * 2 + b2c.astype(np.int64)
+
+
+def history_class(count: np.ndarray, late_share: np.ndarray) -> np.ndarray:
+    """none / good / mixed / bad from the debtor's settled invoices before this one."""
+    cls = np.where(late_share <= 0.2, 1, np.where(late_share < 0.6, 2, 3))
+    return np.where(count > 0, cls, 0)
+
+
+def static_design() -> np.ndarray:
+    """The static feature row of every static code (N_STATIC_CODES × features)."""
+    codes = np.arange(N_STATIC_CODES)
+    b2c = codes % 2
+    rest = codes // 2
+    amount_bin = rest % N_AMOUNT
+    rest //= N_AMOUNT
+    e_invoice = rest % 2
+    rest //= 2
+    disputed = rest % 2
+    rest //= 2
+    fee_agreed = rest % 2
+    history = rest // 2
+    return np.column_stack([
+        b2c, AMOUNT_CENTRES[amount_bin], e_invoice, disputed, fee_agreed,
+        history == 1, history == 2, history == 3,
+    ]).astype(np.float64)
+
+
+def time_design(layout: Layout) -> np.ndarray:
+    """The time-varying part of the design for every time code (N_TIME_CODES × params)."""
+    codes = np.arange(N_TIME_CODES)
+    notice = codes % 2
+    fee = (codes // 2) % 2
+    contact = (codes // 4) % N_CONTACT_CODES
+    bin_ = codes // (4 * N_CONTACT_CODES)
+    design = np.zeros((N_TIME_CODES, layout.size))
+    design[codes, layout.alpha.start + bin_] = 1.0
+    has = contact > 0
+    index = contact - 1
+    later = index % len(RANKS)
+    window = (index // len(RANKS)) % N_WINDOWS
+    channel = index // (len(RANKS) * N_WINDOWS)
+    rows = codes[has]
+    design[rows, layout.bump.start + channel[has] * N_WINDOWS + window[has]] = 1.0
+    later_rows = has & (later == 1)
+    design[codes[later_rows], layout.rank.start + window[later_rows]] = 1.0
+    design[:, layout.fee] = fee
+    design[:, layout.notice] = notice
+    return design
