@@ -42,7 +42,13 @@ class Contacts:
         return cls(z, z, z, z.astype(bool), z.astype(bool))
 
     def select(self, mask: np.ndarray) -> Contacts:
-        return Contacts(self.invoice[mask], self.day[mask], self.channel[mask], self.notice[mask], self.fee[mask])
+        return Contacts(
+            self.invoice[mask],
+            self.day[mask],
+            self.channel[mask],
+            self.notice[mask],
+            self.fee[mask],
+        )
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,14 @@ class ContactState:
         delivered = contacts.day + DELIVERY_LAG[contacts.channel]
         order = np.lexsort((contacts.day, contacts.invoice))  # rank: order sent per invoice
         invoice_sorted = contacts.invoice[order]
-        first_of_invoice = np.r_[True, np.diff(invoice_sorted) != 0] if len(order) else np.zeros(0, bool)
-        group_start = np.maximum.accumulate(np.where(first_of_invoice, np.arange(len(order)), 0)) if len(order) else order
+        first_of_invoice = (
+            np.r_[True, np.diff(invoice_sorted) != 0] if len(order) else np.zeros(0, bool)
+        )
+        group_start = (
+            np.maximum.accumulate(np.where(first_of_invoice, np.arange(len(order)), 0))
+            if len(order)
+            else order
+        )
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order)) - group_start
         by_delivery = np.lexsort((delivered, contacts.invoice))
@@ -79,7 +91,9 @@ class ContactState:
         self.fee_day = np.full(n, never, dtype=np.int64)
         np.minimum.at(self.fee_day, contacts.invoice[contacts.fee], contacts.day[contacts.fee])
         self.notice_day = np.full(n, never, dtype=np.int64)
-        np.minimum.at(self.notice_day, contacts.invoice[contacts.notice], delivered[contacts.notice])
+        np.minimum.at(
+            self.notice_day, contacts.invoice[contacts.notice], delivered[contacts.notice]
+        )
 
     def codes(self, invoice: np.ndarray, t: np.ndarray) -> np.ndarray:
         latest = np.searchsorted(self.keys, _key(invoice, t), side="right") - 1
@@ -98,7 +112,9 @@ class ContactState:
         return time_code(t, contact, t >= self.fee_day[invoice], t >= self.notice_day[invoice])
 
 
-def build_segments(start: np.ndarray, end: np.ndarray, event: np.ndarray, contacts: Contacts) -> Segments:
+def build_segments(
+    start: np.ndarray, end: np.ndarray, event: np.ndarray, contacts: Contacts
+) -> Segments:
     """Segments of days [start, end) per invoice; `event` marks invoices settling on end - 1."""
     n = len(start)
     start = np.maximum(start.astype(np.int64), FIRST_DAY)

@@ -22,8 +22,21 @@ DELIVERY_LAG = np.array([0, 0, 2, 0], dtype=np.int64)
 
 # Baseline: piecewise constant on these bins of t (lower bounds; the last runs on).
 BIN_LOWER = np.array([-60, -14, -7, -1, 0, 1, 3, 7, 14, 30, 60, 90, 120], dtype=np.int64)
-BIN_NAMES = ("<-14", "-14..-8", "-7..-2", "-1", "0", "1..2", "3..6", "7..13", "14..29",
-             "30..59", "60..89", "90..119", "120+")
+BIN_NAMES = (
+    "<-14",
+    "-14..-8",
+    "-7..-2",
+    "-1",
+    "0",
+    "1..2",
+    "3..6",
+    "7..13",
+    "14..29",
+    "30..59",
+    "60..89",
+    "90..119",
+    "120+",
+)
 FIRST_DAY = -60  # earlier days count as day -60
 
 # A contact's bump, by days since delivery: windows [0,3), [3,7), [7,14); none after.
@@ -44,8 +57,16 @@ N_TIME_CODES = N_BINS * N_CONTACT_CODES * 2 * 2
 N_AMOUNT = len(AMOUNT_CENTRES)
 N_STATIC_CODES = 2 * N_AMOUNT * 2 * 2 * 2 * len(HISTORY)
 
-STATIC_FEATURES = ("b2c", "log_amount", "e_invoice", "disputed", "fee_agreed",
-                   "history_good", "history_mixed", "history_bad")
+STATIC_FEATURES = (
+    "b2c",
+    "log_amount",
+    "e_invoice",
+    "disputed",
+    "fee_agreed",
+    "history_good",
+    "history_mixed",
+    "history_bad",
+)
 
 
 @dataclass(frozen=True)
@@ -112,12 +133,22 @@ def contact_code(channel: np.ndarray, since: np.ndarray, rank: np.ndarray) -> np
     return np.where(active, code, 0)
 
 
-def time_code(t: np.ndarray, contact: np.ndarray, fee: np.ndarray, notice: np.ndarray) -> np.ndarray:
-    return ((day_bin(t) * N_CONTACT_CODES + contact) * 2 + fee.astype(np.int64)) * 2 + notice.astype(np.int64)
+def time_code(
+    t: np.ndarray, contact: np.ndarray, fee: np.ndarray, notice: np.ndarray
+) -> np.ndarray:
+    return (
+        (day_bin(t) * N_CONTACT_CODES + contact) * 2 + fee.astype(np.int64)
+    ) * 2 + notice.astype(np.int64)
 
 
-def static_code(b2c: np.ndarray, amount: np.ndarray, e_invoice: np.ndarray, disputed: np.ndarray,
-                fee_agreed: np.ndarray, history: np.ndarray) -> np.ndarray:
+def static_code(
+    b2c: np.ndarray,
+    amount: np.ndarray,
+    e_invoice: np.ndarray,
+    disputed: np.ndarray,
+    fee_agreed: np.ndarray,
+    history: np.ndarray,
+) -> np.ndarray:
     amount_bin = np.searchsorted(AMOUNT_EDGES, np.log(np.maximum(amount, 1)), side="right")
     code = history.astype(np.int64)
     for flag in (fee_agreed, disputed, e_invoice):
@@ -145,10 +176,18 @@ def static_design() -> np.ndarray:
     rest //= 2
     fee_agreed = rest % 2
     history = rest // 2
-    return np.column_stack([
-        b2c, AMOUNT_CENTRES[amount_bin], e_invoice, disputed, fee_agreed,
-        history == 1, history == 2, history == 3,
-    ]).astype(np.float64)
+    return np.column_stack(
+        [
+            b2c,
+            AMOUNT_CENTRES[amount_bin],
+            e_invoice,
+            disputed,
+            fee_agreed,
+            history == 1,
+            history == 2,
+            history == 3,
+        ]
+    ).astype(np.float64)
 
 
 def time_design(layout: Layout) -> np.ndarray:
