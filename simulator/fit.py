@@ -261,7 +261,7 @@ class Fit:
                 "data_share": float(d),
             }
             for name, v, s, p, d in zip(
-                self.names, self.params, self.se, self.is_prior(), self.data_share
+                self.names, self.params, self.se, self.is_prior(), self.data_share, strict=False
             )
         ]
 

@@ -69,7 +69,7 @@ def run(
     unpaid_count_at: dict[int, np.ndarray] = {}
     unpaid_rows_at: dict[int, np.ndarray] = {}
     watch = set(watch_days)
-    for i, t in enumerate(days):
+    for i, t in enumerate(days.tolist()):
         at_risk = rows.start <= t
         if t in watch:
             survival = np.exp(log_s)

@@ -372,7 +372,7 @@ def write(world: World, out: str | Path) -> None:
         w.writerow(["invoice_id", "paid_date", "amount"])
         w.writerows(
             (h.invoice_id[i], dates[d], _money(a))
-            for i, d, a in zip(h.pay_invoice, h.pay_day, h.pay_amount)
+            for i, d, a in zip(h.pay_invoice, h.pay_day, h.pay_amount, strict=True)
         )
     with (folder / "actions.csv").open("w", newline="") as handle:
         w = csv.writer(handle)
@@ -381,16 +381,18 @@ def write(world: World, out: str | Path) -> None:
         w.writerows(
             (h.invoice_id[i], dates[d], actions[a], CHANNELS[c], _money(f))
             for i, d, a, c, f in zip(
-                h.act_invoice, h.act_day, h.act_action, h.act_channel, h.act_fee
+                h.act_invoice, h.act_day, h.act_action, h.act_channel, h.act_fee, strict=False
             )
         )
     truth = {
         "world": world.spec.name,
         "seed": world.seed,
         "as_of": day_date(h.as_of).isoformat(),
-        "parameters": dict(zip(world.layout.names(), world.params.round(6).tolist())),
-        "class_of_debtor": {str(d): int(k) for d, k in zip(h.debtor_ids, world.debtor_class)},
-        "delivery_lag_days": dict(zip(CHANNELS, DELIVERY_LAG.tolist())),
+        "parameters": dict(zip(world.layout.names(), world.params.round(6).tolist(), strict=True)),
+        "class_of_debtor": {
+            str(d): int(k) for d, k in zip(h.debtor_ids, world.debtor_class, strict=True)
+        },
+        "delivery_lag_days": dict(zip(CHANNELS, DELIVERY_LAG.tolist(), strict=True)),
         "epoch": EPOCH.isoformat(),
     }
     (folder / "truth.json").write_text(json.dumps(truth, indent=1))
