@@ -22,3 +22,27 @@ class Rules:
 
 
 SWEDEN = Rules()
+
+
+# Riksbank reference rate (referensränta), basis points, by the half-year it applies from.
+# Dröjsmålsränta = reference rate + 8 percentage points. Update each 1 January and 1 July
+# (and check these against the Riksbank's published figures before relying on them).
+REFERENCE_RATE_BP: tuple[tuple[str, int], ...] = (
+    ("2023-01-01", 250),
+    ("2023-07-01", 350),
+    ("2024-01-01", 400),
+    ("2024-07-01", 375),
+    ("2025-01-01", 250),
+    ("2025-07-01", 200),
+)
+
+
+def reference_rate_bp(
+    on: str, table: tuple[tuple[str, int], ...] = REFERENCE_RATE_BP
+) -> int | None:
+    """The reference rate in force on an ISO date, or None before the table starts."""
+    rate = None
+    for start, value in table:
+        if start <= on:
+            rate = value
+    return rate

@@ -1,0 +1,393 @@
+"""Forecasts (formats §3): a cohort replayed under candidate policies, with 90 % intervals.
+
+Means come from the fitted parameters, intervals from parameter draws of the Laplace
+approximation, paired across candidates so the deltas have intervals of their own.
+Warnings name every place where the answer rests on a prior or an extrapolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from simulator.exposure import Contacts
+from simulator.fit import Fit, recorded_contacts, static_codes
+from simulator.history import History, day_date
+from simulator.model import CHANNELS, N_WINDOWS
+from simulator.policy import Policy, assign
+from simulator.replay import Paths, Rows, first_day, policy_schedule, run, run_banded
+from simulator.rules import SWEDEN, Rules, reference_rate_bp
+
+ACTUAL = "actual"
+RECOVERY_DAYS = (0, 30, 60, 90, 120, 180)
+CASH_FROM = -30
+# What a contact costs, minor units (SEK öre); override with `channel_costs`.
+DEFAULT_CHANNEL_COSTS = {"email": 50, "sms": 100, "letter": 1_200, "phone": 6_000}
+
+
+@dataclass
+class Cohort:
+    invoices: np.ndarray  # indexes into the history
+    due_from: int
+    due_to: int
+
+
+@dataclass
+class Options:
+    horizon: int = 180
+    draws: int = 100
+    seed: int = 0
+    channel_costs: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CHANNEL_COSTS))
+    rules: Rules = SWEDEN
+
+
+def default_cohort(
+    history: History, due_from: int | None = None, due_to: int | None = None
+) -> Cohort:
+    """Invoices due in the year up to the as-of date, unless told otherwise."""
+    due_to = history.as_of if due_to is None else due_to
+    due_from = due_to - 364 if due_from is None else due_from
+    chosen = np.flatnonzero((history.due >= due_from) & (history.due <= due_to))
+    return Cohort(chosen, due_from, due_to)
+
+
+@dataclass
+class _Outcome:
+    settled: np.ndarray  # draws × days, amount
+    contacts: dict[str, np.ndarray]  # channel -> draws
+    escalation_count: np.ndarray
+    escalation_amount: np.ndarray
+    fee_income: np.ndarray
+    interest_income: np.ndarray
+    channel_cost: np.ndarray
+
+
+def _rows(history: History, fit: Fit, idx: np.ndarray, contacts: Contacts) -> Rows:
+    """One row per invoice, weighted by its debtor's posterior class probabilities."""
+    weights = fit.debtor_posterior[history.debtor[idx]]
+    amount = weights * history.amount[idx][:, None]
+    return Rows(
+        static_codes(history)[idx],
+        first_day(history.issue[idx], history.due[idx]),
+        amount,
+        weights.copy(),
+        contacts,
+    )
+
+
+def _group(history: History, fit: Fit, idx: np.ndarray, policy: Policy | None) -> Rows:
+    """Invoices under one policy collapse to one row per (static code, first day at risk)."""
+    codes = static_codes(history)[idx]
+    start = first_day(history.issue[idx], history.due[idx])
+    key = codes * 1000 + (start + 500)
+    unique, inverse = np.unique(key, return_inverse=True)
+    weights = fit.debtor_posterior[history.debtor[idx]]
+    classes = weights.shape[1]
+    amount = np.zeros((len(unique), classes))
+    count = np.zeros((len(unique), classes))
+    for k in range(classes):
+        amount[:, k] = np.bincount(
+            inverse, weights=weights[:, k] * history.amount[idx], minlength=len(unique)
+        )
+        count[:, k] = np.bincount(inverse, weights=weights[:, k], minlength=len(unique))
+    first = np.zeros(len(unique), dtype=np.int64)
+    first[inverse] = np.arange(len(idx))
+    rep = idx[first]
+    schedule = policy_schedule(
+        policy, len(unique), history.fee_agreed[rep], history.disputed[rep], ~history.b2c[rep]
+    )
+    return Rows(unique // 1000, unique % 1000 - 500, amount, count, schedule)
+
+
+def _interest_rate_bp(policy: Policy | None, as_of: str, rules: Rules) -> int:
+    if policy is None or policy.interest_mode == "none":
+        return 0
+    if policy.interest_mode == "contract":
+        return policy.interest_annual_rate_bp or 0
+    reference = reference_rate_bp(as_of)
+    return (reference or 0) + rules.statutory_margin_bp
+
+
+def _measure(
+    paths: Paths, rows: Rows, policy: Policy | None, horizon: int, options: Options, rate_bp: int
+) -> _Outcome:
+    draws = paths.settled_amount.shape[0]
+    contacts = {c: np.zeros(draws) for c in CHANNELS}
+    fee_income = np.zeros(draws)
+    end = paths.unpaid_rows_at[
+        horizon + 1
+    ]  # draws × rows, expected unpaid counts after the horizon
+    if policy is not None:
+        for step in policy.steps:
+            if step.day > horizon:
+                continue
+            unpaid = paths.unpaid_rows_at[step.day]
+            mask = np.zeros(len(rows.static), dtype=bool)
+            mask[np.unique(rows.contacts.invoice)] = True
+            contacts[step.channel] += (unpaid * mask).sum(axis=1)
+            if step.fee:
+                charged = np.zeros(len(rows.static), dtype=bool)
+                on_day = rows.contacts.day == step.day
+                charged[rows.contacts.invoice[on_day & rows.contacts.fee]] = True
+                fee_income += step.fee * ((unpaid - end) * charged).sum(axis=1)
+    total = rows.amount.sum()
+    escalation_count = np.zeros(draws)
+    escalation_amount = np.zeros(draws)
+    if (
+        policy is not None
+        and policy.escalate_after_days is not None
+        and policy.escalate_after_days <= horizon
+    ):
+        day = policy.escalate_after_days
+        escalation_count = paths.unpaid_count_at[day]
+        escalation_amount = total - paths.settled_amount[:, day - 1 - paths.days[0]]
+    settled_by_day = np.diff(paths.settled_amount, axis=1, prepend=0.0)
+    late = np.clip(paths.days, 0, None)
+    interest = (settled_by_day * late).sum(axis=1) * rate_bp / 10_000 / 365
+    cost = sum(contacts[c] * options.channel_costs.get(c, 0) for c in CHANNELS)
+    return _Outcome(
+        paths.settled_amount,
+        contacts,
+        escalation_count,
+        escalation_amount,
+        fee_income,
+        interest,
+        np.asarray(cost),
+    )
+
+
+def _watch(policies: list[Policy], horizon: int) -> tuple[int, ...]:
+    days = {horizon + 1}
+    for policy in policies:
+        days |= {s.day for s in policy.steps if s.day <= horizon}
+        if policy.escalate_after_days is not None and policy.escalate_after_days <= horizon:
+            days.add(policy.escalate_after_days)
+    return tuple(sorted(days))
+
+
+def _simulate_candidate(
+    history: History,
+    fit: Fit,
+    cohort: Cohort,
+    candidate: list[Policy] | str,
+    params: np.ndarray,
+    options: Options,
+) -> tuple[_Outcome, float]:
+    idx = cohort.invoices
+    as_of = day_date(history.as_of).isoformat()
+    total = float(history.amount[idx].sum())
+    if candidate == ACTUAL:
+        made = recorded_contacts(history, idx)
+        rows = _rows(history, fit, idx, made)
+        settled = run_banded(params, fit.layout, rows, options.horizon, options.seed)
+        within = made.day <= options.horizon
+        contacts = {
+            name: np.full(len(params), float(((made.channel == c) & within).sum()))
+            for c, name in enumerate(CHANNELS)
+        }
+        zero = np.zeros(len(params))
+        cost = np.asarray(sum(contacts[c] * options.channel_costs.get(c, 0) for c in CHANNELS))
+        # fees charged on invoices that were then paid within the horizon (as for policies)
+        paid_in_time = (history.settled.astype(np.int64) - history.due) <= options.horizon
+        counted = np.isin(history.act_invoice, idx) & paid_in_time[history.act_invoice]
+        fees = float(history.act_fee[counted].sum())
+        return _Outcome(
+            settled, contacts, zero, zero, np.full(len(params), fees), zero, cost
+        ), total
+    assert not isinstance(candidate, str)
+    chosen = assign(candidate, np.where(history.b2c[idx], "b2c", "b2b"), history.amount[idx])
+    parts: list[_Outcome] = []
+    for p in range(-1, len(candidate)):
+        members = idx[chosen == p]
+        if not len(members):
+            continue
+        policy = candidate[p] if p >= 0 else None
+        rows = _group(history, fit, members, policy)
+        paths = run(
+            params,
+            fit.layout,
+            rows,
+            options.horizon,
+            _watch([policy] if policy else [], options.horizon),
+        )
+        parts.append(
+            _measure(
+                paths,
+                rows,
+                policy,
+                options.horizon,
+                options,
+                _interest_rate_bp(policy, as_of, options.rules),
+            )
+        )
+
+    def total_of(get: Any) -> np.ndarray:
+        return np.sum(
+            [
+                np.broadcast_to(get(o), (len(params),)) if np.ndim(get(o)) <= 1 else get(o)
+                for o in parts
+            ],
+            axis=0,
+        )
+
+    combined = _Outcome(
+        settled=total_of(lambda o: o.settled),
+        contacts={c: total_of(lambda o, c=c: o.contacts[c]) for c in CHANNELS},
+        escalation_count=total_of(lambda o: o.escalation_count),
+        escalation_amount=total_of(lambda o: o.escalation_amount),
+        fee_income=total_of(lambda o: o.fee_income),
+        interest_income=total_of(lambda o: o.interest_income),
+        channel_cost=total_of(lambda o: o.channel_cost),
+    )
+    return combined, total
+
+
+def _band(values: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(values, [5, 95])
+    return float(low), float(high)
+
+
+def forecast(
+    history: History,
+    fit: Fit,
+    candidates: dict[str, list[Policy] | str],
+    cohort: Cohort | None = None,
+    options: Options | None = None,
+) -> dict[str, Any]:
+    """The forecast JSON of formats §3 for these candidates (name → policies or "actual")."""
+    options = options or Options()
+    cohort = cohort or default_cohort(history)
+    if not len(cohort.invoices):
+        raise ValueError("the cohort holds no invoices")
+    params = fit.draws(max(options.draws, 2), options.seed)
+    days = np.arange(-60, options.horizon + 1)
+    recovery_days = [d for d in RECOVERY_DAYS if d <= options.horizon]
+    results: dict[str, Any] = {}
+    shares: dict[str, np.ndarray] = {}
+    dbt: dict[str, np.ndarray] = {}
+    for name, candidate in candidates.items():
+        outcome, total = _simulate_candidate(history, fit, cohort, candidate, params, options)
+        share = outcome.settled / total  # draws × days
+        shares[name] = share
+        within = np.diff(outcome.settled, axis=1, prepend=0.0)
+        late = np.clip(days, 0, None)
+        dbt[name] = (within * late).sum(axis=1) / np.maximum(within.sum(axis=1), 1e-12)
+        column = {d: int(np.searchsorted(days, d)) for d in range(CASH_FROM, options.horizon + 1)}
+        results[name] = {
+            "recovery": {str(d): float(share[0, column[d]]) for d in recovery_days},
+            "recovery_interval": {
+                str(d): list(_band(share[:, column[d]])) for d in recovery_days if d > 0
+            },
+            "cash_curve": [
+                [d, float(share[0, column[d]]), *_band(share[:, column[d]])]
+                for d in range(CASH_FROM, options.horizon + 1)
+            ],
+            "days_beyond_terms": float(dbt[name][0]),
+            "actions": {c: float(outcome.contacts[c][0]) for c in CHANNELS},
+            "escalations": {
+                "count": float(np.atleast_1d(outcome.escalation_count)[0]),
+                "amount": round(float(np.atleast_1d(outcome.escalation_amount)[0])),
+            },
+            "fee_income": round(float(np.atleast_1d(outcome.fee_income)[0])),
+            "interest_income": round(float(np.atleast_1d(outcome.interest_income)[0])),
+            "channel_cost": round(float(np.atleast_1d(outcome.channel_cost)[0])),
+        }
+    names = list(candidates)
+    deltas: dict[str, Any] = {}
+    for name in names[1:]:
+        diff = shares[name] - shares[names[0]]
+        deltas[name] = {
+            "recovery": {str(d): float(diff[0, np.searchsorted(days, d)]) for d in recovery_days},
+            "recovery_interval": {
+                str(d): list(_band(diff[:, np.searchsorted(days, d)]))
+                for d in recovery_days
+                if d > 0
+            },
+            "days_beyond_terms": float(dbt[name][0] - dbt[names[0]][0]),
+        }
+    idx = cohort.invoices
+    return {
+        "as_of": day_date(history.as_of).isoformat(),
+        "horizon_days": options.horizon,
+        "cohort": {
+            "invoices": len(idx),
+            "amount": int(history.amount[idx].sum()),
+            "currency": history.currency,
+            "due_from": day_date(cohort.due_from).isoformat(),
+            "due_to": day_date(cohort.due_to).isoformat(),
+        },
+        "results": results,
+        "deltas": deltas,
+        "warnings": warnings(history, fit, candidates, options),
+    }
+
+
+def warnings(
+    history: History, fit: Fit, candidates: dict[str, list[Policy] | str], options: Options
+) -> list[str]:
+    found: list[str] = []
+    layout = fit.layout
+    prior = fit.is_prior()
+    policies = [p for c in candidates.values() if not isinstance(c, str) for p in c]
+    used_channels = {s.channel for p in policies for s in p.steps}
+    for c, channel in enumerate(CHANNELS):
+        start = layout.bump.start + c * N_WINDOWS
+        if channel in used_channels and prior[start]:
+            seen = int((history.act_channel == c).sum())
+            how = "never appears" if seen == 0 else f"appears only {seen} times"
+            found.append(
+                f"channel '{channel}' {how} in the history: its effect is a prior, not an estimate"
+            )
+    if (
+        any(s.action == "collection_notice" for p in policies for s in p.steps)
+        and prior[layout.notice]
+    ):
+        found.append(
+            "collection notices are (nearly) absent from the history: their effect is a prior"
+        )
+    if any(s.fee for p in policies for s in p.steps) and prior[layout.fee]:
+        found.append("reminder fees are (nearly) absent from the history: their effect is a prior")
+    # Timing: days the history never tried are extrapolation when the calendar never varied.
+    made = recorded_contacts(history)
+    order = np.lexsort((made.day, made.invoice))
+    inv, day = made.invoice[order], made.day[order]
+    rank = np.arange(len(inv)) - np.searchsorted(inv, inv, side="left") if len(inv) else inv
+    for name, candidate in candidates.items():
+        if isinstance(candidate, str):
+            continue
+        for policy in candidate:
+            for k, step in enumerate(policy.steps):
+                observed = day[rank == k]
+                if len(observed) == 0:
+                    found.append(
+                        f"{name}: no invoice in the history got a contact number {k + 1}; "
+                        f"step on day {step.day} rests on the prior"
+                    )
+                    continue
+                low, high = int(np.percentile(observed, 1)), int(np.percentile(observed, 99))
+                if high - low < 2 and step.day != int(np.median(observed)):
+                    found.append(
+                        f"{name}: the history always made contact {k + 1} on day {int(np.median(observed))}; "
+                        f"moving it to day {step.day} is an extrapolation: timing effects rest on the "
+                        "model's assumptions, not on data"
+                    )
+                elif not low - 3 <= step.day <= high + 3:
+                    found.append(
+                        f"{name}: contact {k + 1} on day {step.day} lies outside the days the history "
+                        f"tried ({low}..{high}): an extrapolation"
+                    )
+    observed_days = history.as_of - history.due
+    if options.horizon > int(observed_days.max(initial=0)):
+        found.append(
+            f"the horizon of {options.horizon} days is longer than any invoice has been observed: "
+            "the last part of the curve is an extrapolation"
+        )
+    if reference_rate_bp(day_date(history.as_of).isoformat()) is None and any(
+        p.interest_mode == "statutory" for p in policies
+    ):
+        found.append(
+            "no reference rate is known for the as-of date: statutory interest income is 0"
+        )
+    return sorted(set(found), key=found.index)
