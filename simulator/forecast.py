@@ -77,28 +77,56 @@ def _rows(history: History, fit: Fit, idx: np.ndarray, contacts: Contacts) -> Ro
     )
 
 
-def _group(history: History, fit: Fit, idx: np.ndarray, policy: Policy | None) -> Rows:
-    """Invoices under one policy collapse to one row per (static code, first day at risk)."""
+def _group(
+    history: History,
+    fit: Fit,
+    idx: np.ndarray,
+    policy: Policy | None,
+    class_draws: np.ndarray | None,
+) -> Rows:
+    """Invoices under one policy collapse to one row per (static code, first day at risk).
+
+    With `class_draws` (draws × debtors: a class per debtor per draw; draw 0 unused) every
+    parameter draw also re-draws which debtors struggle, so the interval covers not knowing
+    each debtor's class as well as not knowing the parameters.
+    """
     codes = static_codes(history)[idx]
     start = first_day(history.issue[idx], history.due[idx])
     key = codes * 1000 + (start + 500)
     unique, inverse = np.unique(key, return_inverse=True)
     weights = fit.debtor_posterior[history.debtor[idx]]
     classes = weights.shape[1]
-    amount = np.zeros((len(unique), classes))
-    count = np.zeros((len(unique), classes))
-    for k in range(classes):
-        amount[:, k] = np.bincount(
-            inverse, weights=weights[:, k] * history.amount[idx], minlength=len(unique)
+    draws = 1 if class_draws is None else len(class_draws)
+    amount = np.zeros((draws, len(unique), classes))
+    count = np.zeros((draws, len(unique), classes))
+    for d in range(draws):
+        w = (
+            weights
+            if d == 0 or class_draws is None
+            else np.eye(classes)[class_draws[d][history.debtor[idx]]]
         )
-        count[:, k] = np.bincount(inverse, weights=weights[:, k], minlength=len(unique))
+        for k in range(classes):
+            amount[d, :, k] = np.bincount(
+                inverse, weights=w[:, k] * history.amount[idx], minlength=len(unique)
+            )
+            count[d, :, k] = np.bincount(inverse, weights=w[:, k], minlength=len(unique))
     first = np.zeros(len(unique), dtype=np.int64)
     first[inverse] = np.arange(len(idx))
     rep = idx[first]
     schedule = policy_schedule(
         policy, len(unique), history.fee_agreed[rep], history.disputed[rep], ~history.b2c[rep]
     )
+    if class_draws is None:
+        return Rows(unique // 1000, unique % 1000 - 500, amount[0], count[0], schedule)
     return Rows(unique // 1000, unique % 1000 - 500, amount, count, schedule)
+
+
+def draw_classes(fit: Fit, draws: int, seed: int) -> np.ndarray:
+    """A class for every debtor in every draw, from the fitted posterior (draws × debtors)."""
+    rng = np.random.default_rng(seed + 1)
+    cumulative = np.cumsum(fit.debtor_posterior, axis=1)
+    u = rng.random((draws, len(cumulative), 1))
+    return (u > cumulative[None]).sum(axis=2).clip(0, fit.layout.classes - 1)
 
 
 def _interest_rate_bp(policy: Policy | None, as_of: str, rules: Rules) -> int:
@@ -174,6 +202,7 @@ def _simulate_candidate(
     candidate: list[Policy] | str,
     params: np.ndarray,
     options: Options,
+    class_draws: np.ndarray | None = None,
 ) -> tuple[_Outcome, float]:
     idx = cohort.invoices
     as_of = day_date(history.as_of).isoformat()
@@ -204,7 +233,7 @@ def _simulate_candidate(
         if not len(members):
             continue
         policy = candidate[p] if p >= 0 else None
-        rows = _group(history, fit, members, policy)
+        rows = _group(history, fit, members, policy, class_draws)
         paths = run(
             params,
             fit.layout,
@@ -262,13 +291,16 @@ def forecast(
     if not len(cohort.invoices):
         raise ValueError("the cohort holds no invoices")
     params = fit.draws(max(options.draws, 2), options.seed)
+    class_draws = draw_classes(fit, len(params), options.seed) if fit.layout.classes > 1 else None
     days = np.arange(-60, options.horizon + 1)
     recovery_days = [d for d in RECOVERY_DAYS if d <= options.horizon]
     results: dict[str, Any] = {}
     shares: dict[str, np.ndarray] = {}
     dbt: dict[str, np.ndarray] = {}
     for name, candidate in candidates.items():
-        outcome, total = _simulate_candidate(history, fit, cohort, candidate, params, options)
+        outcome, total = _simulate_candidate(
+            history, fit, cohort, candidate, params, options, class_draws
+        )
         share = outcome.settled / total  # draws × days
         shares[name] = share
         within = np.diff(outcome.settled, axis=1, prepend=0.0)

@@ -23,8 +23,10 @@ class Rows:
 
     static: np.ndarray  # int64 static code
     start: np.ndarray  # int64 first relative day at risk
-    amount: np.ndarray  # float (rows × classes): invoiced amount in each class
-    count: np.ndarray  # float (rows × classes): invoices in each class
+    # Invoiced amount and invoice count in each class: rows × classes, or draws × rows ×
+    # classes when each parameter draw also draws the debtors' classes.
+    amount: np.ndarray
+    count: np.ndarray
     contacts: Contacts  # the schedule, `invoice` indexing rows
 
 
@@ -65,15 +67,24 @@ def run(
     base = static_eta[:, rows.static][:, :, None] + shift[:, None, :]  # draws × rows × classes
     days = np.arange(FIRST_DAY, horizon + 1)
     settled = np.zeros((draws, len(days)))
-    total_amount = rows.amount.sum()
+    amount = (
+        rows.amount
+        if rows.amount.ndim == 3
+        else np.broadcast_to(rows.amount, (draws, *rows.amount.shape))
+    )
+    count = (
+        rows.count
+        if rows.count.ndim == 3
+        else np.broadcast_to(rows.count, (draws, *rows.count.shape))
+    )
+    total_amount = amount[0].sum()
     unpaid_count_at: dict[int, np.ndarray] = {}
     unpaid_rows_at: dict[int, np.ndarray] = {}
     watch = set(watch_days)
-    weights = rows.amount[None]
     for i, t in enumerate(days.tolist()):
         at_risk = rows.start <= t
         if t in watch:
-            unpaid_rows_at[t] = (survival * rows.count[None]).sum(axis=2)
+            unpaid_rows_at[t] = (survival * count).sum(axis=2)
             unpaid_count_at[t] = unpaid_rows_at[t].sum(axis=1)
         if at_risk.all():
             codes = state.codes(row_index, np.full(n, t))
@@ -81,9 +92,9 @@ def run(
         elif at_risk.any():
             codes = state.codes(row_index[at_risk], np.full(int(at_risk.sum()), t))
             survival[:, at_risk] /= 1.0 + np.exp(base[:, at_risk] + time_eta[:, codes][:, :, None])
-        settled[:, i] = total_amount - np.einsum("drk,rk->d", survival, weights[0])
+        settled[:, i] = total_amount - np.einsum("drk,drk->d", survival, amount)
     for t in sorted(day for day in watch if day > horizon):  # "the morning after the horizon"
-        unpaid_rows_at[t] = (survival * rows.count[None]).sum(axis=2)
+        unpaid_rows_at[t] = (survival * count).sum(axis=2)
         unpaid_count_at[t] = unpaid_rows_at[t].sum(axis=1)
     return Paths(days, settled, unpaid_count_at, unpaid_rows_at)
 
@@ -157,5 +168,5 @@ def run_banded(
         ),
     )
     spread = run(params, layout, sub, horizon).settled_amount
-    scale = rows.amount.sum() / max(sub.amount.sum(), 1e-12)
+    scale = rows.amount.sum() / max(float(sub.amount.sum()), 1e-12)
     return point + (spread - spread[:1]) * scale
