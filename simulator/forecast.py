@@ -14,10 +14,10 @@ import numpy as np
 
 from simulator.exposure import Contacts
 from simulator.fit import Fit, recorded_contacts, static_codes
-from simulator.history import History, day_date
+from simulator.history import NOT_SETTLED, History, day_date
 from simulator.model import CHANNELS, N_WINDOWS
 from simulator.policy import Policy, assign
-from simulator.replay import Paths, Rows, first_day, policy_schedule, run, run_banded
+from simulator.replay import Paths, Rows, first_day, policy_schedule, run, run_observed_banded
 from simulator.rules import SWEDEN, Rules, reference_rate_bp
 
 ACTUAL = "actual"
@@ -210,7 +210,19 @@ def _simulate_candidate(
     if candidate == ACTUAL:
         made = recorded_contacts(history, idx)
         rows = _rows(history, fit, idx, made)
-        settled = run_banded(params, fit.layout, rows, options.horizon, options.seed)
+        due = history.due[idx].astype(np.int64)
+        observed_to = history.as_of - due
+        settled_rel = history.settled[idx].astype(np.int64) - due
+        paid = (history.settled[idx] != NOT_SETTLED) & (settled_rel <= observed_to)
+        settled = run_observed_banded(
+            params,
+            fit.layout,
+            rows,
+            options.horizon,
+            np.where(paid, settled_rel, observed_to),
+            ~paid,
+            options.seed,
+        )
         within = made.day <= options.horizon
         contacts = {
             name: np.full(len(params), float(((made.channel == c) & within).sum()))

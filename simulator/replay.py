@@ -40,6 +40,8 @@ class Paths:
         int, np.ndarray
     ]  # day -> (draws,) expected count still unpaid that morning
     unpaid_rows_at: dict[int, np.ndarray]  # day -> (draws × rows) survival weights by count
+    # With `observed_until`: settled share by each day among the rows observed through it.
+    observed_share: np.ndarray | None = None
 
 
 def linear_parts(params: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,7 +57,12 @@ def linear_parts(params: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.nda
 
 
 def run(
-    params: np.ndarray, layout: Layout, rows: Rows, horizon: int, watch_days: tuple[int, ...] = ()
+    params: np.ndarray,
+    layout: Layout,
+    rows: Rows,
+    horizon: int,
+    watch_days: tuple[int, ...] = (),
+    observed_until: np.ndarray | None = None,
 ) -> Paths:
     """Day by day from FIRST_DAY to `horizon`, for every parameter draw at once."""
     static_eta, time_eta, shift = linear_parts(params, layout)
@@ -67,6 +74,7 @@ def run(
     base = static_eta[:, rows.static][:, :, None] + shift[:, None, :]  # draws × rows × classes
     days = np.arange(FIRST_DAY, horizon + 1)
     settled = np.zeros((draws, len(days)))
+    observed = np.zeros((draws, len(days)))
     amount = (
         rows.amount
         if rows.amount.ndim == 3
@@ -93,10 +101,24 @@ def run(
             codes = state.codes(row_index[at_risk], np.full(int(at_risk.sum()), t))
             survival[:, at_risk] /= 1.0 + np.exp(base[:, at_risk] + time_eta[:, codes][:, :, None])
         settled[:, i] = total_amount - np.einsum("drk,drk->d", survival, amount)
+        if observed_until is not None:
+            seen = observed_until >= t
+            seen_total = amount[0, seen].sum()
+            if seen_total > 0:
+                unpaid = np.einsum("drk,drk->d", survival[:, seen], amount[:, seen])
+                observed[:, i] = 1.0 - unpaid / seen_total
+            else:
+                observed[:, i] = np.nan
     for t in sorted(day for day in watch if day > horizon):  # "the morning after the horizon"
         unpaid_rows_at[t] = (survival * count).sum(axis=2)
         unpaid_count_at[t] = unpaid_rows_at[t].sum(axis=1)
-    return Paths(days, settled, unpaid_count_at, unpaid_rows_at)
+    return Paths(
+        days,
+        settled,
+        unpaid_count_at,
+        unpaid_rows_at,
+        observed if observed_until is not None else None,
+    )
 
 
 def policy_schedule(
@@ -136,23 +158,101 @@ def first_day(issue: np.ndarray, due: np.ndarray) -> np.ndarray:
     return np.maximum(issue.astype(np.int64) - due.astype(np.int64), FIRST_DAY)
 
 
-# Above this many rows, parameter draws run on a random subsample (see `run_banded`).
+# Above this many rows, parameter draws run on a random subsample (see `run_observed_banded`).
 BAND_SUBSAMPLE = 4_000
 
 
-def run_banded(
-    params: np.ndarray, layout: Layout, rows: Rows, horizon: int, seed: int = 0
-) -> np.ndarray:
-    """Settled amount by day (draws × days) for many distinct rows (per-invoice schedules).
+def run_observed(
+    params: np.ndarray,
+    layout: Layout,
+    rows: Rows,
+    horizon: int,
+    last_at_risk: np.ndarray,
+    censored: np.ndarray,
+    observed_until: np.ndarray | None = None,
+) -> Paths:
+    """Replay of recorded contacts, without conditioning the schedule on the outcome.
 
-    The mean path uses every row with the estimate; how parameter uncertainty moves a cohort
-    average is measured on a random subsample and added to it, scaled to the cohort's amount.
-    The first row of the result is the estimate's own path.
+    A recorded schedule stops when the invoice is paid: the contacts the client would have
+    made afterwards are unknowable, and replaying the truncated schedule as if it were the
+    plan would understate payment (every paid invoice would look uncontacted after paying).
+    So on the days an invoice was observed at risk, the expected settlements are the model's
+    hazards summed over those days (the compensator, which the actual count matches in
+    expectation), each day's hazard mixing the classes by how likely each is *given that the
+    invoice is still unpaid*; after its last observed day an unpaid invoice is projected
+    forward with its survival and no further (unknown) contacts. `last_at_risk` is each
+    row's last day at risk (its settlement day, or the last observed day), `censored` marks
+    rows still unpaid then.
+    """
+    static_eta, time_eta, shift = linear_parts(params, layout)
+    draws = len(static_eta)
+    n = len(rows.static)
+    state = ContactState(n, rows.contacts)
+    row_index = np.arange(n)
+    base = static_eta[:, rows.static][:, :, None] + shift[:, None, :]
+    amount = (
+        rows.amount
+        if rows.amount.ndim == 3
+        else np.broadcast_to(rows.amount, (draws, *rows.amount.shape))
+    )
+    total = amount.sum(axis=2)  # draws × rows: each row's amount
+    days = np.arange(FIRST_DAY, horizon + 1)
+    weighted = amount.copy()  # amount in class k × survival in class k so far
+    expected = np.zeros((draws, n))  # expected settled amount of each row on observed days
+    at_last = np.ones((draws, n))  # Σ_k weighted at the row's last observed day
+    settled = np.zeros((draws, len(days)))
+    observed = np.zeros((draws, len(days)))
+    projected_rows = np.zeros(n, dtype=bool)
+    for i, t in enumerate(days.tolist()):
+        live = rows.start <= t
+        if live.any():
+            index = row_index[live]
+            codes = state.codes(index, np.full(len(index), t))
+            hazard = 1.0 / (1.0 + np.exp(-(base[:, live] + time_eta[:, codes][:, :, None])))
+            before = weighted[:, live]
+            alive = before.sum(axis=2)
+            mixed = np.einsum("drk,drk->dr", before, hazard) / np.maximum(alive, 1e-300)
+            observed_day = t <= last_at_risk[live]
+            expected[:, live] += total[:, live] * mixed * observed_day
+            weighted[:, live] = before * (1.0 - hazard)
+            ending = index[last_at_risk[live] == t]
+            at_last[:, ending] = weighted[:, ending].sum(axis=2)
+            projected_rows[index[censored[live] & (t > last_at_risk[live])]] = True
+        share_left = weighted[:, projected_rows].sum(axis=2) / np.maximum(
+            at_last[:, projected_rows], 1e-300
+        )
+        projected = (total[:, projected_rows] * (1.0 - share_left)).sum(axis=1)
+        settled[:, i] = expected.sum(axis=1) + projected
+        if observed_until is not None:
+            seen = observed_until >= t
+            seen_total = total[0, seen].sum()
+            observed[:, i] = (
+                expected[:, seen].sum(axis=1) / seen_total if seen_total > 0 else np.nan
+            )
+    return Paths(days, settled, {}, {}, observed if observed_until is not None else None)
+
+
+def run_observed_banded(
+    params: np.ndarray,
+    layout: Layout,
+    rows: Rows,
+    horizon: int,
+    last_at_risk: np.ndarray,
+    censored: np.ndarray,
+    seed: int = 0,
+) -> np.ndarray:
+    """Settled amount by day (draws × days) of `run_observed`, for cohorts of any size.
+
+    The mean path uses every row with the estimate; how parameter uncertainty moves the
+    cohort's settled share is measured on a random subsample and added to it. Row 0 of the
+    result is the estimate's own path.
     """
     n = len(rows.static)
-    point = run(params[:1], layout, rows, horizon).settled_amount
-    if len(params) == 1 or n <= BAND_SUBSAMPLE:
-        return point if len(params) == 1 else run(params, layout, rows, horizon).settled_amount
+    point = run_observed(params[:1], layout, rows, horizon, last_at_risk, censored).settled_amount
+    if len(params) == 1:
+        return point
+    if n <= BAND_SUBSAMPLE:
+        return run_observed(params, layout, rows, horizon, last_at_risk, censored).settled_amount
     pick = np.sort(np.random.default_rng(seed).choice(n, BAND_SUBSAMPLE, replace=False))
     position = np.full(n, -1)
     position[pick] = np.arange(len(pick))
@@ -167,6 +267,8 @@ def run_banded(
             position[c.invoice[keep]], c.day[keep], c.channel[keep], c.notice[keep], c.fee[keep]
         ),
     )
-    spread = run(params, layout, sub, horizon).settled_amount
+    spread = run_observed(
+        params, layout, sub, horizon, last_at_risk[pick], censored[pick]
+    ).settled_amount
     scale = rows.amount.sum() / max(float(sub.amount.sum()), 1e-12)
     return point + (spread - spread[:1]) * scale
