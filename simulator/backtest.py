@@ -36,7 +36,7 @@ def backtest(
         raise ValueError("the split leaves no invoices to learn from or none to test on")
     model = fit(prepare(history, as_of=split - 1, invoices=train), classes=classes)
     params = model.draws(max(draws, 2), seed)
-    weights = model.debtor_posterior[history.debtor[test]]
+    weights = model.weights_without_own(history.debtor[test], test)
     rows = Rows(
         static_codes(history)[test],
         first_day(history.issue[test], history.due[test]),

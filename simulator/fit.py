@@ -101,6 +101,8 @@ class Data:
     b2c_debtor: np.ndarray  # per debtor
     n_debtors: int
     invoices: int
+    index: np.ndarray  # the history index of each invoice
+    history_size: int
 
 
 def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | None = None) -> Data:
@@ -125,6 +127,8 @@ def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | N
         debtor_b2c,
         len(history.debtor_ids),
         len(idx),
+        idx,
+        history.size,
     )
 
 
@@ -231,6 +235,7 @@ class Fit:
     log_lik: float
     invoices: int
     iterations: int
+    invoice_log_lik: np.ndarray  # history invoices × classes: each fitted invoice's own evidence
     fitted_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -250,6 +255,20 @@ class Fit:
         draws = rng.multivariate_normal(self.params, self.cov, size=count, method="cholesky")
         draws[0] = self.params
         return draws
+
+    def weights_without_own(self, debtor: np.ndarray, invoices: np.ndarray) -> np.ndarray:
+        """Class probabilities of each invoice from everything *but* its own days at risk.
+
+        The debtor posterior has seen how the invoice went; a replay that conditions on the
+        invoice still being unpaid day by day must start from what was known without that.
+        """
+        log_w = (
+            np.log(np.maximum(self.debtor_posterior[debtor], 1e-300))
+            - self.invoice_log_lik[invoices]
+        )
+        log_w -= log_w.max(axis=1, keepdims=True)
+        weights = np.exp(log_w)
+        return weights / weights.sum(axis=1, keepdims=True)
 
     def report(self) -> list[dict[str, object]]:
         return [
@@ -316,6 +335,8 @@ def fit(
     data_share = np.diag(data_info) / np.maximum(np.diag(hessian), 1e-300)
     if classes == 1:
         log_lik = float(-_objective(theta, x, n, e, mean, np.zeros(layout.size))[0])
+    own = np.zeros((data.history_size, classes))
+    own[data.index] = _segment_log_lik(data, theta, layout)
     return Fit(
         layout,
         theta,
@@ -328,6 +349,7 @@ def fit(
         log_lik,
         data.invoices,
         iterations,
+        own,
     )
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from simulator.exposure import Contacts
 from simulator.fit import Fit, recorded_contacts, static_codes
 from simulator.history import NOT_SETTLED, History, day_date
 from simulator.model import CHANNELS, N_WINDOWS
@@ -62,19 +61,6 @@ class _Outcome:
     fee_income: np.ndarray
     interest_income: np.ndarray
     channel_cost: np.ndarray
-
-
-def _rows(history: History, fit: Fit, idx: np.ndarray, contacts: Contacts) -> Rows:
-    """One row per invoice, weighted by its debtor's posterior class probabilities."""
-    weights = fit.debtor_posterior[history.debtor[idx]]
-    amount = weights * history.amount[idx][:, None]
-    return Rows(
-        static_codes(history)[idx],
-        first_day(history.issue[idx], history.due[idx]),
-        amount,
-        weights.copy(),
-        contacts,
-    )
 
 
 def _group(
@@ -209,7 +195,14 @@ def _simulate_candidate(
     total = float(history.amount[idx].sum())
     if candidate == ACTUAL:
         made = recorded_contacts(history, idx)
-        rows = _rows(history, fit, idx, made)
+        weights = fit.weights_without_own(history.debtor[idx], idx)
+        rows = Rows(
+            static_codes(history)[idx],
+            first_day(history.issue[idx], history.due[idx]),
+            weights * history.amount[idx][:, None],
+            weights,
+            made,
+        )
         due = history.due[idx].astype(np.int64)
         observed_to = history.as_of - due
         settled_rel = history.settled[idx].astype(np.int64) - due
