@@ -78,11 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--no-serve", action="store_true", help="seed and print, do not serve")
+
+    from simulator import cli as simulator_cli
+
+    simulator_cli.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sim":  # needs no service settings or database
+        from simulator import cli as simulator_cli
+
+        return simulator_cli.run(args)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

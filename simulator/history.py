@@ -300,7 +300,9 @@ def load_history(directory: str | Path, as_of: date | None = None) -> History:
                 name, line, "currency", f"a history has one currency: {code} after {first[0]}"
             )
 
-    latest = max([*issue, *due], default=0)
+    # The as-of date defaults to the last day anything was observed: an issue, a payment or
+    # a contact. Due dates lie in the future of recent invoices and observe nothing.
+    latest = max(issue, default=0)
     pay_inv, pay_day, pay_amt = [], [], []
     name = "payments.csv"
     payment_rows = (

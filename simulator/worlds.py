@@ -361,9 +361,9 @@ def write(world: World, out: str | Path) -> None:
                 dates[h.due[i]],
                 _money(h.amount[i]),
                 "SEK",
-                flags[h.e_invoice[i]],
-                flags[h.disputed[i]],
-                flags[h.fee_agreed[i]],
+                flags[int(h.e_invoice[i])],
+                flags[int(h.disputed[i])],
+                flags[int(h.fee_agreed[i])],
             )
             for i in range(h.size)
         )

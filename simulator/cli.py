@@ -1,0 +1,262 @@
+"""`kravlab sim …`: generate worlds, fit, forecast and backtest from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from simulator.backtest import backtest
+from simulator.fit import Fit, fit, prepare
+from simulator.forecast import ACTUAL, Options, default_cohort, forecast
+from simulator.history import History, HistoryError, day_number, load_history
+from simulator.policy import PolicyError, parse_policies
+from simulator.worlds import WORLDS, generate, write
+
+console = Console(stderr=True)
+
+
+def add_parser(commands: Any) -> None:
+    sim = commands.add_parser("sim", help="the credit-policy simulator")
+    sub = sim.add_subparsers(dest="sim_command", required=True)
+    gen = sub.add_parser("generate", help="write a synthetic history with its truth")
+    gen.add_argument("--world", choices=sorted(WORLDS), required=True)
+    gen.add_argument("--invoices", type=int, default=100_000)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--out", required=True)
+    fit_p = sub.add_parser("fit", help="fit the payment-behaviour model and print its parameters")
+    fit_p.add_argument("dir")
+    fit_p.add_argument("--as-of", type=date.fromisoformat)
+    fit_p.add_argument("--json", action="store_true")
+    fc = sub.add_parser("forecast", help="forecast recovery and cash under policies")
+    fc.add_argument("dir")
+    fc.add_argument(
+        "--policy",
+        action="append",
+        required=True,
+        metavar="NAME=FILE",
+        help="a policy file (NAME=actual replays the recorded contacts); repeat",
+    )
+    fc.add_argument("--horizon", type=int, default=180)
+    fc.add_argument("--as-of", type=date.fromisoformat)
+    fc.add_argument("--draws", type=int, default=100)
+    fc.add_argument("--json", action="store_true")
+    fc.add_argument("--plot", metavar="PNG")
+    bt = sub.add_parser("backtest", help="fit before a split date, predict after it")
+    bt.add_argument("dir")
+    bt.add_argument("--split", type=date.fromisoformat, required=True)
+    bt.add_argument("--horizon", type=int, default=180)
+    bt.add_argument("--json", action="store_true")
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _load(directory: str, as_of: date | None) -> History:
+    with _progress() as progress:
+        progress.add_task(f"loading {directory}", total=None)
+        return load_history(directory, as_of)
+
+
+def _fit(history: History) -> Fit:
+    with _progress() as progress:
+        task = progress.add_task("fitting", total=None)
+        return fit(
+            prepare(history),
+            progress=lambda i, ll: progress.update(
+                task, description=f"fitting: EM iteration {i}, log-likelihood {ll:,.1f}"
+            ),
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except HistoryError as exc:
+        console.print(f"[red]the history has problems:[/red]\n{exc}", markup=True, highlight=False)
+    except PolicyError as exc:
+        console.print("[red]the policy has problems:[/red]")
+        for path, message in exc.violations:
+            console.print(f"  {path}: {message}", markup=False, highlight=False)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+    return 2
+
+
+def _policies(spec: str) -> tuple[str, Any]:
+    name, sep, file = spec.partition("=")
+    if not sep or not name or not file:
+        raise ValueError(f"--policy takes NAME=FILE, got {spec!r}")
+    if file == ACTUAL:
+        return name, ACTUAL
+    try:
+        document = json.loads(Path(file).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{file}: not JSON: {exc}") from exc
+    return name, parse_policies(document)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.sim_command == "generate":
+        with _progress() as progress:
+            progress.add_task(f"generating {args.invoices:,} invoices of {args.world}", total=None)
+            world = generate(args.world, args.invoices, args.seed)
+            write(world, args.out)
+        console.print(f"wrote {args.out}/invoices.csv, payments.csv, actions.csv and truth.json")
+        return 0
+    if args.sim_command == "fit":
+        history = _load(args.dir, args.as_of)
+        model = _fit(history)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "invoices": model.invoices,
+                        "fitted_at": model.fitted_at,
+                        "class_share": {
+                            "b2b": model.class_share[0].tolist(),
+                            "b2c": model.class_share[1].tolist(),
+                        },
+                        "parameters": model.report(),
+                    },
+                    indent=1,
+                )
+            )
+            return 0
+        table = Table(
+            title=f"fitted on {model.invoices:,} invoices ({model.iterations} EM iterations)"
+        )
+        for column in ("parameter", "estimate", "std. error", "source"):
+            table.add_column(
+                column, justify="right" if column in ("estimate", "std. error") else "left"
+            )
+        for row in model.report():
+            table.add_row(
+                str(row["name"]), f"{row['estimate']:.3f}", f"{row['se']:.3f}", str(row["source"])
+            )
+        Console().print(table)
+        return 0
+    if args.sim_command == "forecast":
+        candidates = dict(_policies(spec) for spec in args.policy)
+        history = _load(args.dir, args.as_of)
+        model = _fit(history)
+        with _progress() as progress:
+            progress.add_task(f"forecasting {len(candidates)} policies", total=None)
+            result = forecast(
+                history,
+                model,
+                candidates,
+                default_cohort(history),
+                Options(horizon=args.horizon, draws=args.draws),
+            )
+        if args.plot:
+            plot(result, args.plot)
+        if args.json:
+            print(json.dumps(result, indent=1))
+        else:
+            _print_forecast(result)
+        return 0
+    if args.sim_command == "backtest":
+        history = _load(args.dir, None)
+        with _progress() as progress:
+            progress.add_task("backtesting", total=None)
+            report, _ = backtest(history, day_number(args.split), horizon=args.horizon)
+        if args.json:
+            print(json.dumps(report, indent=1))
+        else:
+            console.print(
+                f"train {report['train']['invoices']:,} invoices before {report['split']}, "
+                f"test {report['test']['invoices']:,} due on or after it"
+            )
+            table = Table()
+            for column in ("day", "predicted", "actual", "90% interval"):
+                table.add_column(column, justify="right")
+            for d, predicted, actual, low, high in report["points"][::15]:
+                table.add_row(
+                    str(d), f"{predicted:.1%}", f"{actual:.1%}", f"{low:.1%} – {high:.1%}"
+                )
+            Console().print(table)
+            Console().print(
+                f"mean error {report['mae_pp']:.2f} pp, largest {report['max_abs_pp']:.2f} pp, "
+                f"interval coverage {report['coverage']:.0%}"
+            )
+        return 0
+    raise AssertionError(args.sim_command)
+
+
+def _print_forecast(result: dict[str, Any]) -> None:
+    out = Console()
+    cohort = result["cohort"]
+    out.print(
+        f"cohort: {cohort['invoices']:,} invoices, {cohort['amount'] / 100:,.0f} {cohort['currency']}, "
+        f"due {cohort['due_from']} to {cohort['due_to']}; as of {result['as_of']}"
+    )
+    # One column per policy, one row per measure: stays readable in a narrow terminal.
+    results = result["results"]
+    table = Table()
+    table.add_column("")
+    for name in results:
+        table.add_column(name, justify="right")
+    days = list(next(iter(results.values()))["recovery"])
+    for d in days:
+        cells = []
+        for r in results.values():
+            interval = r["recovery_interval"].get(d)
+            cells.append(
+                f"{r['recovery'][d]:.1%}"
+                + (f"\n{interval[0]:.1%}–{interval[1]:.1%}" if interval else "")
+            )
+        table.add_row(f"recovered by day {d}", *cells)
+    table.add_row("days beyond terms", *(f"{r['days_beyond_terms']:.1f}" for r in results.values()))
+    table.add_row("contacts", *(f"{sum(r['actions'].values()):,.0f}" for r in results.values()))
+    table.add_row("escalations", *(f"{r['escalations']['count']:,.0f}" for r in results.values()))
+    table.add_row("fee income (SEK)", *(f"{r['fee_income'] / 100:,.0f}" for r in results.values()))
+    table.add_row(
+        "interest income (SEK)", *(f"{r['interest_income'] / 100:,.0f}" for r in results.values())
+    )
+    table.add_row(
+        "channel cost (SEK)", *(f"{r['channel_cost'] / 100:,.0f}" for r in results.values())
+    )
+    out.print(table)
+    for name, delta in result["deltas"].items():
+        parts = [f"day {d}: {v * 100:+.2f} pp" for d, v in delta["recovery"].items() if d != "0"]
+        out.print(f"{name} vs {next(iter(result['results']))}: " + ", ".join(parts))
+    for warning in result["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(9, 5))
+    for name, r in result["results"].items():
+        rows = r["cash_curve"]
+        days = [row[0] for row in rows]
+        axes.plot(days, [row[1] for row in rows], label=name)
+        axes.fill_between(days, [row[2] for row in rows], [row[3] for row in rows], alpha=0.2)
+    axes.axvline(0, color="grey", linewidth=0.8)
+    axes.set_xlabel("days after due date")
+    axes.set_ylabel("share of invoiced amount paid")
+    axes.set_title(
+        f"Cash-in curve, cohort of {result['cohort']['invoices']:,} invoices (90 % bands)"
+    )
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
