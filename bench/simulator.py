@@ -1,0 +1,133 @@
+"""Simulator speed: load, fit and forecast at a million invoices; the fit against statsmodels.
+
+    .venv/bin/python bench/simulator.py [--invoices 1000000] [--subset 20000]
+
+1. A `retail-b2c` world of `--invoices` invoices is generated and written as CSV (untimed,
+   in a child process so its memory is not counted).
+2. Timed in this process: loading the CSVs, fitting the model (EM, 2 classes), and a
+   forecast of two policies with 100-draw intervals; then the peak resident memory.
+3. The same estimator two ways on a `--subset`-invoice history with one class and no
+   penalty: ours on aggregated cells, and statsmodels' binomial GLM on the expanded
+   invoice-day rows. Prints the largest coefficient difference and the speed ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from simulator.fit import aggregate, design, fit, m_step, prepare  # noqa: E402
+from simulator.forecast import Options, default_cohort, forecast  # noqa: E402
+from simulator.history import load_history  # noqa: E402
+from simulator.model import Layout  # noqa: E402
+from simulator.policy import parse_policies  # noqa: E402
+from simulator.worlds import generate, write  # noqa: E402
+
+BASE = {
+    "name": "base",
+    "steps": [
+        {"day": 10, "action": "reminder", "channel": "letter", "fee": 6000},
+        {"day": 24, "action": "reminder", "channel": "sms"},
+        {
+            "day": 38,
+            "action": "collection_notice",
+            "channel": "letter",
+            "fee": 18000,
+            "deadline_days": 10,
+        },
+    ],
+    "escalate_after_days": 60,
+}
+EARLY = {**BASE, "name": "early", "steps": [{**BASE["steps"][0], "day": 5}, *BASE["steps"][1:]]}
+
+
+def timed(label: str, func, *args, **kwargs):
+    started = time.perf_counter()
+    value = func(*args, **kwargs)
+    elapsed = time.perf_counter() - started
+    print(f"  {label:<34} {elapsed:8.2f} s", flush=True)
+    return value, elapsed
+
+
+def statsmodels_comparison(invoices: int) -> None:
+    import statsmodels.api as sm
+
+    history = generate("retail-b2c", invoices, 11).history
+    layout = Layout(1)
+    started = time.perf_counter()
+    data = prepare(history)
+    weights = np.ones((data.invoices, 1))
+    klass, cells, n, e = aggregate(data, weights)
+    x = design(layout, klass, cells)
+    used = np.flatnonzero(np.abs(x).sum(axis=0) > 0)  # columns the subset has data for
+    x = x[:, used]
+    zero = np.zeros(len(used))
+    ours = m_step(x, n, e, np.full(len(used), 0.0), zero, zero)
+    ours_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    s = data.segments
+    cell_of_segment = data.static[s.invoice] * 1300 + s.code  # N_TIME_CODES
+    lookup = {c: i for i, c in enumerate(cells)}
+    rows = np.array([lookup[c] for c in cell_of_segment])
+    expanded_x = np.repeat(x[rows], s.length, axis=0)
+    y = np.zeros(len(expanded_x))
+    ends = np.cumsum(s.length) - 1
+    y[ends[s.event]] = 1.0
+    glm = sm.GLM(y, expanded_x, family=sm.families.Binomial()).fit(tol=1e-12)
+    theirs_seconds = time.perf_counter() - started
+    difference = np.abs(glm.params - ours).max()
+    print(f"  invoice-day rows for statsmodels      {len(y):,} (cells for ours: {len(n):,})")
+    print(f"  ours (segments → cells → Newton)      {ours_seconds:8.2f} s")
+    print(f"  statsmodels GLM on expanded rows      {theirs_seconds:8.2f} s")
+    print(f"  largest coefficient difference        {difference:.2e}")
+    print(f"  speed ratio (statsmodels / ours)      {theirs_seconds / ours_seconds:8.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=1_000_000)
+    parser.add_argument("--subset", type=int, default=20_000)
+    parser.add_argument("--write-to", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.write_to:  # the child: generate and write, then exit
+        write(generate("retail-b2c", args.invoices, 7), args.write_to)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="kravlab-sim-bench-"))
+    print(f"generating {args.invoices:,} invoices into {folder} (untimed) ...", flush=True)
+    subprocess.run(
+        [sys.executable, __file__, "--invoices", str(args.invoices), "--write-to", str(folder)],
+        check=True,
+    )
+    print("timed:")
+    history, _ = timed("load CSV history", load_history, folder)
+    model, _ = timed("fit (EM, 2 classes)", lambda: fit(prepare(history)))
+    candidates = {"base": parse_policies(BASE), "early": parse_policies(EARLY)}
+    timed(
+        "forecast 2 policies, 100 draws",
+        forecast,
+        history,
+        model,
+        candidates,
+        default_cohort(history),
+        Options(draws=100),
+    )
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    print(f"  peak memory (load + fit + forecast)   {peak_gb:8.2f} GB")
+    print(f"  EM iterations {model.iterations}, invoices {history.size:,}")
+    print(f"statsmodels comparison on {args.subset:,} invoices, one class, no penalty:")
+    statsmodels_comparison(args.subset)
+
+
+if __name__ == "__main__":
+    main()
