@@ -137,7 +137,7 @@ def build_segments(
     invoice = np.concatenate(cut_invoice).astype(np.int64)
     day = np.concatenate(cut_day).astype(np.int64)
     inside = live[invoice] & (day >= start[invoice]) & (day < end[invoice])
-    keys = np.unique(_key(invoice[inside], day[inside]))
+    keys = _sorted_unique(_key(invoice[inside], day[inside]))
     seg_invoice = keys // _SPAN
     seg_start = keys % _SPAN - _OFFSET
     last = np.r_[seg_invoice[1:] != seg_invoice[:-1], True] if len(keys) else np.zeros(0, bool)
@@ -150,3 +150,12 @@ def build_segments(
         code=state.codes(seg_invoice, seg_start),
         event=last & event[seg_invoice],
     )
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique by sorting: for tens of millions of int64 keys several times faster than the
+    hash-based path numpy picks when no inverse is asked for."""
+    values = np.sort(values)
+    if len(values) == 0:
+        return values
+    return values[np.r_[True, values[1:] != values[:-1]]]

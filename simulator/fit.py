@@ -103,6 +103,12 @@ class Data:
     invoices: int
     index: np.ndarray  # the history index of each invoice
     history_size: int
+    cells: np.ndarray = field(init=False)  # distinct (static code, time code) cells
+    cell_of: np.ndarray = field(init=False)  # each segment's position in `cells`
+
+    def __post_init__(self) -> None:
+        s = self.segments
+        self.cells, self.cell_of = np.unique(self.static[s.invoice] * N_TIME_CODES + s.code, return_inverse=True)
 
 
 def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | None = None) -> Data:
@@ -132,26 +138,22 @@ def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | N
     )
 
 
-def aggregate(
-    data: Data, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def aggregate(data: Data, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cells with exposure: (class, static code, time code, days at risk, events), weighted by
     each invoice's class probabilities (`weights`: invoices × classes)."""
     s = data.segments
-    cell = data.static[s.invoice] * N_TIME_CODES + s.code
     classes = weights.shape[1]
     out_k, out_cell, out_n, out_e = [], [], [], []
     for k in range(classes):
         w = weights[s.invoice, k]
-        n = np.bincount(cell, weights=w * s.length)
-        e = np.bincount(cell, weights=w * s.event)
+        n = np.bincount(data.cell_of, weights=w * s.length, minlength=len(data.cells))
+        e = np.bincount(data.cell_of, weights=w * s.event, minlength=len(data.cells))
         used = np.flatnonzero(n > 1e-12)
         out_k.append(np.full(len(used), k))
-        out_cell.append(used)
+        out_cell.append(data.cells[used])
         out_n.append(n[used])
         out_e.append(e[used])
-    cells = np.concatenate(out_cell)
-    return np.concatenate(out_k), cells, np.concatenate(out_n), np.concatenate(out_e)
+    return np.concatenate(out_k), np.concatenate(out_cell), np.concatenate(out_n), np.concatenate(out_e)
 
 
 def design(layout: Layout, klass: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -207,17 +209,22 @@ def m_step(
 
 
 def _segment_log_lik(data: Data, theta: np.ndarray, layout: Layout) -> np.ndarray:
-    """Per invoice and class: log-likelihood of its days at risk (invoices × classes)."""
+    """Per invoice and class: log-likelihood of its days at risk (invoices × classes).
+
+    Hazards are computed once per cell and gathered per segment: a segment's contribution is
+    (days − event)·log(1 − h) + event·log h of its cell.
+    """
     s = data.segments
-    static_eta = static_design()[data.static] @ theta[layout.beta]
-    time_eta = time_design(layout) @ theta
-    base = static_eta[s.invoice] + time_eta[s.code]
+    static = data.cells // N_TIME_CODES
+    code = data.cells % N_TIME_CODES
+    cell_eta = static_design()[static] @ theta[layout.beta] + time_design(layout)[code] @ theta
     shifts = np.r_[0.0, theta[layout.delta]]
     out = np.zeros((data.invoices, layout.classes))
+    survive_days = s.length - s.event
     for k, shift in enumerate(shifts):
-        eta = base + shift
+        eta = cell_eta + shift
         log_survive = -np.logaddexp(0.0, eta)
-        ll = (s.length - s.event) * log_survive + s.event * (eta + log_survive)
+        ll = survive_days * log_survive[data.cell_of] + s.event * (eta + log_survive)[data.cell_of]
         out[:, k] = np.bincount(s.invoice, weights=ll, minlength=data.invoices)
     return out
 
