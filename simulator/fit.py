@@ -108,7 +108,9 @@ class Data:
 
     def __post_init__(self) -> None:
         s = self.segments
-        self.cells, self.cell_of = np.unique(self.static[s.invoice] * N_TIME_CODES + s.code, return_inverse=True)
+        self.cells, self.cell_of = np.unique(
+            self.static[s.invoice] * N_TIME_CODES + s.code, return_inverse=True
+        )
 
 
 def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | None = None) -> Data:
@@ -138,7 +140,9 @@ def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | N
     )
 
 
-def aggregate(data: Data, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def aggregate(
+    data: Data, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cells with exposure: (class, static code, time code, days at risk, events), weighted by
     each invoice's class probabilities (`weights`: invoices × classes)."""
     s = data.segments
@@ -153,7 +157,12 @@ def aggregate(data: Data, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         out_cell.append(data.cells[used])
         out_n.append(n[used])
         out_e.append(e[used])
-    return np.concatenate(out_k), np.concatenate(out_cell), np.concatenate(out_n), np.concatenate(out_e)
+    return (
+        np.concatenate(out_k),
+        np.concatenate(out_cell),
+        np.concatenate(out_n),
+        np.concatenate(out_e),
+    )
 
 
 def design(layout: Layout, klass: np.ndarray, cells: np.ndarray) -> np.ndarray:
