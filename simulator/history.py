@@ -348,14 +348,10 @@ def _load_clean(folder: Path, as_of: date | None) -> History | None:
         return None
     issue, due = _days(inv["issue_date"]), _days(inv["due_date"])
     amount = _minor_units(inv["amount"], positive=True)
-    flags = [_flags(inv.get(name), n) for name in INVOICE_FLAGS]
-    if (
-        issue is None
-        or due is None
-        or amount is None
-        or any(f is None for f in flags)
-        or (due < issue).any()
-    ):
+    e_invoice, disputed, fee_agreed = (_flags(inv.get(name), n) for name in INVOICE_FLAGS)
+    if e_invoice is None or disputed is None or fee_agreed is None:
+        return None
+    if issue is None or due is None or amount is None or (due < issue).any():
         return None
     index = {invoice_id: i for i, invoice_id in enumerate(ids)}
     debtor_index: dict[str, int] = {}
@@ -398,9 +394,9 @@ def _load_clean(folder: Path, as_of: date | None) -> History | None:
         issue=issue.astype(np.int32),
         due=due.astype(np.int32),
         amount=amount,
-        e_invoice=flags[0],
-        disputed=flags[1],
-        fee_agreed=flags[2],  # type: ignore[arg-type]
+        e_invoice=e_invoice,
+        disputed=disputed,
+        fee_agreed=fee_agreed,
         pay_invoice=pay_invoice.astype(np.int32),
         pay_day=pay_day.astype(np.int32),
         pay_amount=pay_amount,
