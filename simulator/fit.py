@@ -306,7 +306,7 @@ def fit(
     classes: int = 2,
     penalised: bool = True,
     max_iterations: int = 50,
-    tolerance: float = 1e-7,
+    tolerance: float = 1e-6,
     progress: object | None = None,
 ) -> Fit:
     layout = Layout(classes)

@@ -85,17 +85,21 @@ def _group(
     draws = 1 if class_draws is None else len(class_draws)
     amount = np.zeros((draws, len(unique), classes))
     count = np.zeros((draws, len(unique), classes))
-    for d in range(draws):
-        w = (
-            weights
-            if d == 0 or class_draws is None
-            else np.eye(classes)[class_draws[d][history.debtor[idx]]]
+    for k in range(classes):
+        amount[0, :, k] = np.bincount(
+            inverse, weights=weights[:, k] * history.amount[idx], minlength=len(unique)
         )
-        for k in range(classes):
-            amount[d, :, k] = np.bincount(
-                inverse, weights=w[:, k] * history.amount[idx], minlength=len(unique)
+        count[0, :, k] = np.bincount(inverse, weights=weights[:, k], minlength=len(unique))
+    if class_draws is not None:
+        slots = len(unique) * classes
+        debtors = history.debtor[idx]
+        money = history.amount[idx].astype(np.float64)
+        for d in range(1, draws):  # one bincount per draw over (row, drawn class)
+            key = inverse * classes + class_draws[d][debtors]
+            amount[d] = np.bincount(key, weights=money, minlength=slots).reshape(
+                len(unique), classes
             )
-            count[d, :, k] = np.bincount(inverse, weights=w[:, k], minlength=len(unique))
+            count[d] = np.bincount(key, minlength=slots).reshape(len(unique), classes)
     first = np.zeros(len(unique), dtype=np.int64)
     first[inverse] = np.arange(len(idx))
     rep = idx[first]
