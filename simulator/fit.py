@@ -22,6 +22,7 @@ from simulator.exposure import Contacts, Segments, build_segments
 from simulator.history import NOT_SETTLED, History, debtor_history
 from simulator.model import (
     CHANNELS,
+    N_STATIC_CODES,
     N_TIME_CODES,
     N_WINDOWS,
     Layout,
@@ -108,9 +109,13 @@ class Data:
 
     def __post_init__(self) -> None:
         s = self.segments
-        self.cells, self.cell_of = np.unique(
-            self.static[s.invoice] * N_TIME_CODES + s.code, return_inverse=True
-        )
+        # The code space is small (static × time codes), so a dense table compacts it in
+        # one pass where np.unique would sort millions of segments.
+        key = self.static[s.invoice] * N_TIME_CODES + s.code
+        present = np.zeros(N_STATIC_CODES * N_TIME_CODES, dtype=bool)
+        present[key] = True
+        self.cells = np.flatnonzero(present)
+        self.cell_of = (np.cumsum(present) - 1)[key]
 
 
 def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | None = None) -> Data:
