@@ -31,7 +31,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.ingest import INVOICE_COLUMNS  # noqa: E402
+from backend.ingest import DEBTOR_COLUMNS, INVOICE_COLUMNS  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402  (the same server harness the tests use)
 
 PG_ADMIN = os.environ.get("KRAVLAB_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -189,20 +189,7 @@ async def raw_postgres(dsn: str, rows: list[dict]) -> tuple[float, float]:
             await connection.copy_records_to_table(
                 "debtors",
                 records=list(debtors.values()),
-                columns=(
-                    "id",
-                    "tenant",
-                    "external_id",
-                    "name",
-                    "type",
-                    "email",
-                    "phone",
-                    "address",
-                    "org_no",
-                    "content_hash",
-                    "created_at",
-                    "updated_at",
-                ),
+                columns=DEBTOR_COLUMNS,
             )
             await connection.copy_records_to_table(
                 "invoices", records=records, columns=SCRATCH_COLUMNS

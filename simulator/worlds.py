@@ -20,6 +20,8 @@ import numpy as np
 from simulator.exposure import Contacts, ContactState
 from simulator.history import (
     EPOCH,
+    INVOICE_COLUMNS,
+    INVOICE_FLAGS,
     NOT_SETTLED,
     History,
     day_date,
@@ -337,20 +339,7 @@ def write(world: World, out: str | Path) -> None:
     }
     with (folder / "invoices.csv").open("w", newline="") as handle:
         w = csv.writer(handle)
-        w.writerow(
-            [
-                "invoice_id",
-                "debtor_id",
-                "debtor_type",
-                "issue_date",
-                "due_date",
-                "amount",
-                "currency",
-                "e_invoice",
-                "disputed",
-                "fee_agreed",
-            ]
-        )
+        w.writerow([*INVOICE_COLUMNS, *INVOICE_FLAGS])
         flags = ("false", "true")
         w.writerows(
             (
