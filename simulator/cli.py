@@ -14,7 +14,7 @@ from rich.table import Table
 
 from simulator.backtest import backtest
 from simulator.fit import Fit, fit, prepare
-from simulator.forecast import ACTUAL, Options, default_cohort, forecast
+from simulator.forecast import ACTUAL, DEFAULT_CHANNEL_COSTS, Options, default_cohort, forecast
 from simulator.history import History, HistoryError, day_number, load_history
 from simulator.policy import PolicyError, parse_policies
 from simulator.worlds import WORLDS, generate, write
@@ -46,6 +46,13 @@ def add_parser(commands: Any) -> None:
     fc.add_argument("--horizon", type=int, default=180)
     fc.add_argument("--as-of", type=date.fromisoformat)
     fc.add_argument("--draws", type=int, default=100)
+    fc.add_argument(
+        "--cost",
+        action="append",
+        default=[],
+        metavar="CHANNEL=MINOR_UNITS",
+        help="cost of one contact, e.g. letter=1200 (öre); repeat per channel",
+    )
     fc.add_argument("--json", action="store_true")
     fc.add_argument("--plot", metavar="PNG")
     bt = sub.add_parser("backtest", help="fit before a split date, predict after it")
@@ -107,6 +114,18 @@ def _policies(spec: str) -> tuple[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{file}: not JSON: {exc}") from exc
     return name, parse_policies(document)
+
+
+def _costs(specs: list[str]) -> dict[str, int]:
+    costs = dict(DEFAULT_CHANNEL_COSTS)
+    for spec in specs:
+        channel, _, value = spec.partition("=")
+        if channel not in costs or not value.isdigit():
+            raise ValueError(
+                f"--cost takes CHANNEL=MINOR_UNITS with a channel of {', '.join(costs)}, got {spec!r}"
+            )
+        costs[channel] = int(value)
+    return costs
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -39,7 +39,10 @@ def fitted(name: str, seed: int) -> Fitted:
         truth = {}
         for label, policies in candidates.items():
             outcome = world.true_outcome(policies[0], cohort.invoices)
-            truth[label] = {d: float(outcome["settled_share"][np.searchsorted(outcome["days"], d)]) for d in DAYS}
+            truth[label] = {
+                d: float(outcome["settled_share"][np.searchsorted(outcome["days"], d)])
+                for d in DAYS
+            }
         _cache[key] = Fitted(world, model, result, truth)
     return _cache[key]
 

@@ -8,7 +8,13 @@ PRE_DUE = {"day": -3, "action": "reminder", "channel": "email"}
 FIRST = {"day": 10, "action": "reminder", "channel": "letter", "fee": 6000}
 SECOND = {"day": 24, "action": "reminder", "channel": "sms"}
 THIRD = {"day": 38, "action": "reminder", "channel": "email"}
-NOTICE = {"day": 45, "action": "collection_notice", "channel": "letter", "fee": 18000, "deadline_days": 10}
+NOTICE = {
+    "day": 45,
+    "action": "collection_notice",
+    "channel": "letter",
+    "fee": 18000,
+    "deadline_days": 10,
+}
 
 
 def _policy(name: str, steps: list[dict]) -> list[Policy]:

@@ -23,7 +23,9 @@ def test_fit_recovers_the_parameters_the_history_identifies(retail):
     proxies = np.array(["history_" in n for n in model.names])
     checked = identified & ~proxies
     assert checked.sum() >= 30
-    assert np.all(np.abs(z[checked]) < 4), dict(zip(np.array(model.names)[checked], z[checked].round(1), strict=True))
+    assert np.all(np.abs(z[checked]) < 4), dict(
+        zip(np.array(model.names)[checked], z[checked].round(1), strict=True)
+    )
     assert np.mean(np.abs(z[checked]) < 2) >= 0.85
     shares = model.class_share[:, 1]
     assert shares == pytest.approx([0.12, 0.22], abs=0.02)  # (B2B, B2C) struggling shares
@@ -35,12 +37,20 @@ def test_counterfactuals_are_within_one_point_of_the_truth(world):
     for label, truth in f.truth.items():
         for d in DAYS:
             forecast_value = f.forecast["results"][label]["recovery"][str(d)]
-            assert abs(forecast_value - truth[d]) < 0.01, (world, label, d, forecast_value, truth[d])
+            assert abs(forecast_value - truth[d]) < 0.01, (
+                world,
+                label,
+                d,
+                forecast_value,
+                truth[d],
+            )
     for label in CHANGES:
         for d in DAYS:
             true_delta = f.truth[label][d] - f.truth["baseline"][d]
             if abs(true_delta) > 0.01:
-                assert np.sign(f.forecast["deltas"][label]["recovery"][str(d)]) == np.sign(true_delta), (label, d)
+                assert np.sign(f.forecast["deltas"][label]["recovery"][str(d)]) == np.sign(
+                    true_delta
+                ), (label, d)
 
 
 def test_intervals_cover_the_truth_over_seeds():
@@ -59,20 +69,41 @@ def test_intervals_cover_the_truth_over_seeds():
 def test_a_fixed_calendar_history_warns_when_the_day_moves():
     world = generate("fixed-calendar", 50_000, 1)
     model = fit(prepare(world.history))
-    same = parse_policies({"name": "same", "steps": [
-        {"day": 10, "action": "reminder", "channel": "letter", "fee": 6000},
-        {"day": 24, "action": "reminder", "channel": "sms"}]})
-    moved = parse_policies({"name": "moved", "steps": [
-        {"day": 5, "action": "reminder", "channel": "letter", "fee": 6000},
-        {"day": 24, "action": "reminder", "channel": "sms"}]})
-    result = forecast(world.history, model, {"same": same, "moved": moved}, default_cohort(world.history),
-                      Options(draws=4))
+    same = parse_policies(
+        {
+            "name": "same",
+            "steps": [
+                {"day": 10, "action": "reminder", "channel": "letter", "fee": 6000},
+                {"day": 24, "action": "reminder", "channel": "sms"},
+            ],
+        }
+    )
+    moved = parse_policies(
+        {
+            "name": "moved",
+            "steps": [
+                {"day": 5, "action": "reminder", "channel": "letter", "fee": 6000},
+                {"day": 24, "action": "reminder", "channel": "sms"},
+            ],
+        }
+    )
+    result = forecast(
+        world.history,
+        model,
+        {"same": same, "moved": moved},
+        default_cohort(world.history),
+        Options(draws=4),
+    )
     timing = [w for w in result["warnings"] if "extrapolation" in w]
     assert timing and all(w.startswith("moved:") for w in timing)
     assert "day 5" in timing[0] and "day 10" in timing[0]
     # email never appears in this history: a policy that uses it is told so
-    emailing = parse_policies({"name": "email", "steps": [{"day": 10, "action": "reminder", "channel": "email"}]})
-    result = forecast(world.history, model, {"email": emailing}, default_cohort(world.history), Options(draws=4))
+    emailing = parse_policies(
+        {"name": "email", "steps": [{"day": 10, "action": "reminder", "channel": "email"}]}
+    )
+    result = forecast(
+        world.history, model, {"email": emailing}, default_cohort(world.history), Options(draws=4)
+    )
     assert any("channel 'email' never appears" in w for w in result["warnings"])
     sources = {r["name"]: r["source"] for r in model.report()}
     assert sources["bump[email,0..2]"] == "prior" and sources["bump[letter,0..2]"] == "data"

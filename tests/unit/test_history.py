@@ -55,7 +55,9 @@ def test_a_small_history_loads_exactly(tmp_path):
         None,
         date(2025, 3, 20),
     ]
-    assert day_date(h.as_of) == date(2025, 3, 20)  # the last payment; a later due date observes nothing
+    assert day_date(h.as_of) == date(
+        2025, 3, 20
+    )  # the last payment; a later due date observes nothing
     assert h.act_fee.tolist() == [6_000, 0] and h.act_channel.tolist()[1] == -1
     count, late_share, mean_late = debtor_history(h)
     # B was issued after A settled (11 days late): it knows that; A and C know nothing yet.
