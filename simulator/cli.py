@@ -179,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
                 model,
                 candidates,
                 default_cohort(history),
-                Options(horizon=args.horizon, draws=args.draws),
+                Options(horizon=args.horizon, draws=args.draws, channel_costs=_costs(args.cost)),
             )
         if args.plot:
             plot(result, args.plot)
