@@ -124,3 +124,41 @@ def test_forecast_json_has_the_shape_of_formats_3(retail):
     assert base["escalations"]["count"] > 0 and base["escalations"]["amount"] > 0
     assert set(result["deltas"]) == set(CHANGES)
     assert result["cohort"]["currency"] == "SEK" and result["cohort"]["invoices"] > 100_000
+
+
+def test_the_actual_replay_reproduces_the_observed_curve(retail):
+    """Recorded contacts replayed on the forecast cohort, against what was observed on the same
+    invoices (those observed through each day)."""
+    from simulator.fit import recorded_contacts, static_codes
+    from simulator.history import NOT_SETTLED
+    from simulator.replay import Rows, first_day, run_observed
+
+    h, model = retail.world.history, retail.fit
+    idx = default_cohort(h).invoices
+    due = h.due[idx].astype(np.int64)
+    observed_until = h.as_of - due
+    settled = np.where(h.settled[idx] == NOT_SETTLED, 10**9, h.settled[idx].astype(np.int64) - due)
+    paid = settled <= observed_until
+    weights = model.weights_without_own(h.debtor[idx], idx)
+    rows = Rows(
+        static_codes(h)[idx],
+        first_day(h.issue[idx], h.due[idx]),
+        weights * h.amount[idx][:, None],
+        weights,
+        recorded_contacts(h, idx),
+    )
+    replay = run_observed(
+        model.params[None],
+        model.layout,
+        rows,
+        180,
+        np.where(paid, settled, observed_until),
+        ~paid,
+        observed_until=observed_until,
+    )
+    assert replay.observed_share is not None
+    for d in DAYS:
+        seen = observed_until >= d
+        observed = h.amount[idx][seen & (settled <= d)].sum() / h.amount[idx][seen].sum()
+        predicted = replay.observed_share[0, np.searchsorted(replay.days, d)]
+        assert abs(predicted - observed) < 0.005, (d, predicted, observed)
