@@ -21,6 +21,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from backend import bulk
 from backend.tables import IdempotencyRecord
 from tenants import onboarding
+from tenants.clock import aware
 from tenants.transactions import write_transaction
 
 HEADER = b"idempotency-key"
@@ -140,7 +141,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
                     "application/json",
                 )
             if record["in_flight"]:
-                if now - _aware(record["created_at"]) < self.lock:
+                if now - aware(record["created_at"]) < self.lock:
                     return (
                         *_json(409, "a request with this Idempotency-Key is still in progress"),
                         False,
@@ -214,7 +215,3 @@ def _replay(body: bytes) -> Any:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -40,7 +40,8 @@ class Paths:
         int, np.ndarray
     ]  # day -> (draws,) expected count still unpaid that morning
     unpaid_rows_at: dict[int, np.ndarray]  # day -> (draws × rows) survival weights by count
-    # With `observed_until`: settled share by each day among the rows observed through it.
+    # From `run_observed` with `observed_until`: the expected settled share by each day
+    # among the rows observed through it.
     observed_share: np.ndarray | None = None
 
 
@@ -62,7 +63,6 @@ def run(
     rows: Rows,
     horizon: int,
     watch_days: tuple[int, ...] = (),
-    observed_until: np.ndarray | None = None,
 ) -> Paths:
     """Day by day from FIRST_DAY to `horizon`, for every parameter draw at once."""
     static_eta, time_eta, shift = linear_parts(params, layout)
@@ -74,7 +74,6 @@ def run(
     base = static_eta[:, rows.static][:, :, None] + shift[:, None, :]  # draws × rows × classes
     days = np.arange(FIRST_DAY, horizon + 1)
     settled = np.zeros((draws, len(days)))
-    observed = np.zeros((draws, len(days)))
     amount = (
         rows.amount
         if rows.amount.ndim == 3
@@ -101,24 +100,10 @@ def run(
             codes = state.codes(row_index[at_risk], np.full(int(at_risk.sum()), t))
             survival[:, at_risk] /= 1.0 + np.exp(base[:, at_risk] + time_eta[:, codes][:, :, None])
         settled[:, i] = total_amount - np.einsum("drk,drk->d", survival, amount)
-        if observed_until is not None:
-            seen = observed_until >= t
-            seen_total = amount[0, seen].sum()
-            if seen_total > 0:
-                unpaid = np.einsum("drk,drk->d", survival[:, seen], amount[:, seen])
-                observed[:, i] = 1.0 - unpaid / seen_total
-            else:
-                observed[:, i] = np.nan
     for t in sorted(day for day in watch if day > horizon):  # "the morning after the horizon"
         unpaid_rows_at[t] = (survival * count).sum(axis=2)
         unpaid_count_at[t] = unpaid_rows_at[t].sum(axis=1)
-    return Paths(
-        days,
-        settled,
-        unpaid_count_at,
-        unpaid_rows_at,
-        observed if observed_until is not None else None,
-    )
+    return Paths(days, settled, unpaid_count_at, unpaid_rows_at)
 
 
 def policy_schedule(

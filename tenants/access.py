@@ -17,7 +17,6 @@ from litestar.handlers.base import BaseRouteHandler
 
 AGENCY_ROLES = ("agency_admin", "agency_staff")
 TENANT_ROLES = ("tenant_admin", "tenant_member")
-ROLES = AGENCY_ROLES + TENANT_ROLES
 SCOPES = ("invoices:write", "payments:write", "policies:write", "simulations:write", "read")
 
 # Permissions a route may ask for.
@@ -84,10 +83,6 @@ class Principal:
     def key(cls, id: UUID, tenant_id: UUID, scopes: tuple[str, ...], name: str) -> Principal:
         grants = frozenset({"me"}).union(*(SCOPE_GRANTS[s] for s in scopes))
         return cls("key", id, tenant_id, scopes=scopes, name=name, grants=grants)
-
-    @property
-    def is_agency(self) -> bool:
-        return self.tenant_id is None
 
     @property
     def actor(self) -> str:

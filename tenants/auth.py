@@ -17,6 +17,7 @@ from litestar.security.jwt import Token
 from litestar.types import ASGIApp
 
 from tenants.access import Principal
+from tenants.clock import aware
 from tenants.credentials import api_key_hash, looks_like_api_key, verify_password
 from tenants.tables import ApiKey, Tenant, User
 from tenants.transactions import write_transaction
@@ -85,7 +86,7 @@ async def _principal_for_key(token: str) -> Principal:
     await _tenant_active(row["tenant"])
     now = datetime.now(UTC)
     last = row["last_used_at"]
-    if last is None or now - _aware(last) > LAST_USED_RESOLUTION:
+    if last is None or now - aware(last) > LAST_USED_RESOLUTION:
         async with write_transaction():
             await ApiKey.update({ApiKey.last_used_at: now}).where(ApiKey.id == row["id"])
     scopes = tuple(s for s in row["scopes"].split(",") if s)
@@ -104,7 +105,3 @@ async def _principal_for_session(token: str, secret: str) -> Principal:
     if row["tenant"] is not None:
         await _tenant_active(row["tenant"])
     return Principal.user(row["id"], row["tenant"], row["role"], row["email"])
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

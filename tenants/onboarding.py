@@ -6,13 +6,12 @@ record land together or not at all.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from litestar.exceptions import ClientException, NotFoundException
 
-from tenants import audit
+from tenants import audit, clock
 from tenants.access import Principal
 from tenants.credentials import api_key_hash, generate_api_key, generate_password, hash_password
 from tenants.tables import ApiKey, Tenant, User
@@ -27,10 +26,6 @@ class ConflictError(ClientException):
     status_code = 409
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def onboard(
     *, name: str, slug: str, country: str, currency: str, admin_email: str, actor: Principal
 ) -> dict[str, Any]:
@@ -43,7 +38,7 @@ async def onboard(
             raise ConflictError(f"a tenant with slug {slug!r} exists")
         if await User.exists().where(User.email == admin_email):
             raise ConflictError(f"a user with email {admin_email!r} exists")
-        now = _now()
+        now = clock.now()
         await Tenant.insert(
             Tenant(
                 id=tenant_id,
@@ -128,7 +123,7 @@ async def invite_user(tenant_id: UUID, email: str, role: str, actor: Principal) 
     async with write_transaction():
         if await User.exists().where(User.email == email):
             raise ConflictError(f"a user with email {email!r} exists")
-        now = _now()
+        now = clock.now()
         await User.insert(
             User(
                 id=user_id,
@@ -165,7 +160,7 @@ async def create_agency_user(email: str, password: str, role: str) -> UUID:
                 password_hash=password_hash,
                 role=role,
                 active=True,
-                created_at=_now(),
+                created_at=clock.now(),
             )
         )
         await audit.record("cli", "user.created", "user", user_id, None, email=email, role=role)
@@ -176,7 +171,7 @@ async def create_api_key(
     tenant_id: UUID, name: str, scopes: list[str], actor: Principal
 ) -> dict[str, Any]:
     key_id, key = uuid4(), generate_api_key()
-    now = _now()
+    now = clock.now()
     async with write_transaction():
         await ApiKey.insert(
             ApiKey(
@@ -212,5 +207,5 @@ async def revoke_api_key(tenant_id: UUID, key_id: UUID, actor: Principal) -> Non
         if row is None:
             raise NotFoundException("api key not found")
         if row["revoked_at"] is None:
-            await ApiKey.update({ApiKey.revoked_at: _now()}).where(ApiKey.id == key_id)
+            await ApiKey.update({ApiKey.revoked_at: clock.now()}).where(ApiKey.id == key_id)
             await audit.record(actor.actor, "api_key.revoked", "api_key", key_id, tenant_id)

@@ -12,7 +12,6 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
-from piccolo.table import Table
 
 from tenants.tables import Tenant
 
@@ -31,7 +30,3 @@ def write_transaction() -> Any:
     if isinstance(db, SQLiteEngine):
         return db.transaction(transaction_type=TransactionType.immediate)
     return db.transaction()
-
-
-def table_name(table: type[Table]) -> str:
-    return table._meta.tablename
