@@ -9,14 +9,14 @@ problem by file, line and column; nothing is half-loaded. Days are integers coun
 from __future__ import annotations
 
 import csv
-import operator
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+
+from simulator.columns import Columns, key_words, read_columns, strings
 
 DEBTOR_TYPES = ("b2b", "b2c")
 ACTIONS = ("reminder", "collection_notice", "escalation")
@@ -26,6 +26,8 @@ NOT_SETTLED = np.iinfo(np.int32).max
 # Beyond this many problems the rest are counted, not listed.
 MAX_LISTED_PROBLEMS = 1000
 EPOCH = date(1970, 1, 1)
+# Amounts stay far inside int64 minor units (this is 10^16 in major units).
+MAX_MINOR_UNITS = 10**18
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,9 @@ class _Parsers:
             )
             return None
         value = sign * (int(digits) * 100 + int(frac.ljust(2, "0") or 0))
+        if abs(value) >= MAX_MINOR_UNITS:
+            self.problems.add(file, line, column, f"too large an amount: {text!r}")
+            return None
         if positive and value <= 0:
             self.problems.add(file, line, column, f"must be greater than 0: {text!r}")
             return None
@@ -247,8 +252,6 @@ def load_history(directory: str | Path, as_of: date | None = None) -> History:
     return fast if fast is not None else _load_checked(folder, as_of)
 
 
-_COMMAS = operator.methodcaller("count", ",")
-_AMOUNT = re.compile(r"\d+(?:\.\d{1,2})?")
 INVOICE_COLUMNS = (
     "invoice_id",
     "debtor_id",
@@ -259,140 +262,89 @@ INVOICE_COLUMNS = (
     "currency",
 )
 INVOICE_FLAGS = ("e_invoice", "disputed", "fee_agreed")
+PAYMENT_COLUMNS = ("invoice_id", "paid_date", "amount")
+ACTION_COLUMNS = ("invoice_id", "date", "action", "channel", "fee")
+_FLAG_TEXT = ("false", "", "true")  # code 2 is true
 
 
-def _columns(
-    path: Path, required: tuple[str, ...], optional: tuple[str, ...]
-) -> dict[str, tuple[str, ...]] | None:
-    """The file's columns as sequences of strings, or None when anything is irregular.
-
-    A file without quote characters (what ERPs and our own writer produce) is split in two
-    C-level passes: lines, then every field of the body at once, sliced into columns.
-    """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if '"' in text or "\r" in text:
-        return None  # quoting or CRLF: the row-by-row path handles those
-    lines = text.split("\n")
-    while lines and lines[-1] == "":
-        lines.pop()
-    if not lines:
-        return None
-    header = lines[0].split(",")
-    width = len(header)
-    if (
-        set(required) - set(header)
-        or set(header) - set(required) - set(optional)
-        or len(set(header)) != width
-    ):
-        return None
-    body = lines[1:]
-    if "" in body:
-        return None
-    fields = ",".join(body).split(",") if body else []
-    if len(fields) != len(body) * width:
-        return None
-    if body and set(map(_COMMAS, body)) != {width - 1}:  # no row short one field, another long
-        return None
-    return {name: tuple(fields[i::width]) for i, name in enumerate(header)}
+def _flags(columns: Columns, name: str) -> np.ndarray | None:
+    if name not in columns:
+        return np.zeros(columns.rows, dtype=bool)
+    codes = columns.codes(name, _FLAG_TEXT)
+    return None if codes is None else codes == 2
 
 
-def _days(values: tuple[str, ...]) -> np.ndarray | None:
-    """Day numbers of ISO dates; a history repeats a few thousand dates, so each distinct
-    string is parsed once."""
-    distinct = list(set(values))
-    if distinct and set(map(len, distinct)) != {10}:
+def _positions(keys: np.ndarray, sorted_keys: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+    """Row of each key in a table of unique sorted keys, or None if any is absent."""
+    if len(sorted_keys) == 0:
+        return None if len(keys) else np.zeros(0, dtype=np.int64)
+    found = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    if (sorted_keys[found] != keys).any():
         return None
-    try:
-        parsed = np.array(distinct, dtype="datetime64[D]")
-    except ValueError:
-        return None
-    if np.isnat(parsed).any():
-        return None
-    lookup = dict(zip(distinct, parsed.astype(np.int64).tolist(), strict=True))
-    return np.fromiter(map(lookup.__getitem__, values), dtype=np.int64, count=len(values))
+    return rows[found]
 
 
-def _minor_units(values: tuple[str, ...], positive: bool) -> np.ndarray | None:
-    if not all(map(_AMOUNT.fullmatch, values)):
-        return None
-    amounts = np.rint(np.array(values, dtype=np.float64) * 100).astype(np.int64)
-    if positive and (amounts <= 0).any():
-        return None
-    return amounts
-
-
-def _flags(values: tuple[str, ...] | None, n: int) -> np.ndarray | None:
-    if values is None:
-        return np.zeros(n, dtype=bool)
-    if not set(values) <= {"true", "false", ""}:
-        return None
-    return np.array(values) == "true"
+def _first_seen_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes numbering distinct keys in order of first appearance, and the keys in that order."""
+    distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.ravel()], distinct[order]
 
 
 def _load_clean(folder: Path, as_of: date | None) -> History | None:
-    """The fast path for a clean history, column by column in numpy. Anything irregular
+    """The fast path for a clean history, on byte columns in numpy. Anything irregular
     returns None, and the row-by-row path then names every problem exactly."""
-    inv = _columns(folder / "invoices.csv", INVOICE_COLUMNS, INVOICE_FLAGS)
-    pay = _columns(folder / "payments.csv", ("invoice_id", "paid_date", "amount"), ())
+    inv = read_columns(folder / "invoices.csv", INVOICE_COLUMNS, INVOICE_FLAGS)
+    pay = read_columns(folder / "payments.csv", PAYMENT_COLUMNS, ())
     act_path = folder / "actions.csv"
-    act = (
-        _columns(act_path, ("invoice_id", "date", "action", "channel", "fee"), ())
-        if act_path.exists()
-        else {}
-    )
-    if inv is None or pay is None or act is None:
+    act = read_columns(act_path, ACTION_COLUMNS, ()) if act_path.exists() else None
+    if inv is None or pay is None or (act is None and act_path.exists()) or inv.rows == 0:
         return None
-    ids = inv["invoice_id"]
-    n = len(ids)
-    if (
-        n == 0
-        or len(set(ids)) != n
-        or "" in ids
-        or not set(inv["debtor_type"]) <= set(DEBTOR_TYPES)
-    ):
+    ids = inv.keys("invoice_id")
+    debtor_keys = inv.keys("debtor_id")
+    kind = inv.codes("debtor_type", DEBTOR_TYPES)
+    currency_codes = inv.keys("currency")
+    if ids is None or debtor_keys is None or kind is None or currency_codes is None:
         return None
-    currencies = set(inv["currency"])
-    currency = next(iter(currencies), "")
+    currency = strings(currency_codes[:1])[0]
     if (
-        len(currencies) != 1
+        (currency_codes != currency_codes[0]).any()
         or len(currency) != 3
-        or not currency.isalpha()
-        or not currency.isupper()
+        or not (currency.isascii() and currency.isalpha() and currency.isupper())
     ):
         return None
-    if "" in inv["debtor_id"] or any(i != i.strip() for i in ids):
-        return None
-    issue, due = _days(inv["issue_date"]), _days(inv["due_date"])
-    amount = _minor_units(inv["amount"], positive=True)
-    e_invoice, disputed, fee_agreed = (_flags(inv.get(name), n) for name in INVOICE_FLAGS)
+    sorted_ids, id_rows = np.unique(ids, return_index=True)
+    if len(sorted_ids) != inv.rows:
+        return None  # a duplicate invoice_id
+    issue, due = inv.days("issue_date"), inv.days("due_date")
+    amount = inv.minor_units("amount")
+    e_invoice, disputed, fee_agreed = (_flags(inv, name) for name in INVOICE_FLAGS)
     if e_invoice is None or disputed is None or fee_agreed is None:
         return None
-    if issue is None or due is None or amount is None or (due < issue).any():
+    if issue is None or due is None or amount is None or (due < issue).any() or (amount <= 0).any():
         return None
-    index = {invoice_id: i for i, invoice_id in enumerate(ids)}
-    debtor_index: dict[str, int] = {}
-    debtor = [debtor_index.setdefault(d, len(debtor_index)) for d in inv["debtor_id"]]
+    debtor, debtor_ids = _first_seen_codes(debtor_keys)
 
-    pay_invoice = np.array([index.get(i, -1) for i in pay["invoice_id"]], dtype=np.int64)
-    pay_day = _days(pay["paid_date"])
-    pay_amount = _minor_units(pay["amount"], positive=True)
-    if pay_day is None or pay_amount is None or (pay_invoice < 0).any():
+    pay_keys = pay.keys("invoice_id", key_words(ids))
+    pay_invoice = None if pay_keys is None else _positions(pay_keys, sorted_ids, id_rows)
+    pay_day = pay.days("paid_date")
+    pay_amount = pay.minor_units("amount")
+    if pay_invoice is None or pay_day is None or pay_amount is None or (pay_amount <= 0).any():
         return None
-    if act:
-        act_invoice = np.array([index.get(i, -1) for i in act["invoice_id"]], dtype=np.int64)
-        act_day = _days(act["date"])
-        act_fee = _minor_units(tuple(f or "0" for f in act["fee"]), positive=False)
-        if act_day is None or act_fee is None or (act_invoice < 0).any():
+    if act is not None:
+        act_keys = act.keys("invoice_id", key_words(ids))
+        act_invoice = None if act_keys is None else _positions(act_keys, sorted_ids, id_rows)
+        act_day = act.days("date")
+        act_fee = act.minor_units("fee", empty_is_zero=True)
+        action = act.codes("action", ACTIONS)
+        channel = act.codes("channel", (*CHANNELS, ""))
+        if act_invoice is None or act_day is None or act_fee is None:
             return None
-        if not set(act["action"]) <= set(ACTIONS) or not set(act["channel"]) <= {*CHANNELS, ""}:
+        if action is None or channel is None:
             return None
-        action = np.array([ACTIONS.index(a) for a in act["action"]], dtype=np.int8)
-        channel = np.array(
-            [CHANNELS.index(c) if c else NO_CHANNEL for c in act["channel"]], dtype=np.int8
-        )
+        channel[channel == len(CHANNELS)] = NO_CHANNEL
         escalation = action == ACTIONS.index("escalation")
         if ((channel == NO_CHANNEL) != escalation).any():
             return None
@@ -406,10 +358,10 @@ def _load_clean(folder: Path, as_of: date | None) -> History | None:
     return History(
         as_of=as_of_day,
         currency=currency,
-        invoice_id=np.array(ids, dtype=object),
-        debtor=np.array(debtor, dtype=np.int32),
-        debtor_ids=np.array(list(debtor_index), dtype=object),
-        b2c=np.array(inv["debtor_type"]) == "b2c",
+        invoice_id=strings(ids),
+        debtor=debtor.astype(np.int32),
+        debtor_ids=strings(debtor_ids),
+        b2c=kind == DEBTOR_TYPES.index("b2c"),
         issue=issue.astype(np.int32),
         due=due.astype(np.int32),
         amount=amount,
@@ -438,12 +390,7 @@ def _load_checked(folder: Path, as_of: date | None) -> History:
     debtor, b2c, issue, due, amount, e_inv, disputed, fee_agreed = [], [], [], [], [], [], [], []
     currencies: dict[str, int] = {}
     name = "invoices.csv"
-    for line, row in _rows(
-        folder / name,
-        ("invoice_id", "debtor_id", "debtor_type", "issue_date", "due_date", "amount", "currency"),
-        ("e_invoice", "disputed", "fee_agreed"),
-        problems,
-    ):
+    for line, row in _rows(folder / name, INVOICE_COLUMNS, INVOICE_FLAGS, problems):
         invoice_id = row["invoice_id"].strip()
         if not invoice_id:
             problems.add(name, line, "invoice_id", "required")
@@ -494,7 +441,7 @@ def _load_checked(folder: Path, as_of: date | None) -> History:
     pay_inv, pay_day, pay_amt = [], [], []
     name = "payments.csv"
     payment_rows = (
-        list(_rows(folder / name, ("invoice_id", "paid_date", "amount"), (), problems))
+        list(_rows(folder / name, PAYMENT_COLUMNS, (), problems))
         if (folder / name).exists()
         else []
     )
@@ -515,9 +462,7 @@ def _load_checked(folder: Path, as_of: date | None) -> History:
     act_inv, act_day, act_kind, act_channel, act_fee = [], [], [], [], []
     name = "actions.csv"
     action_rows = (
-        list(_rows(folder / name, ("invoice_id", "date", "action", "channel", "fee"), (), problems))
-        if (folder / name).exists()
-        else []
+        list(_rows(folder / name, ACTION_COLUMNS, (), problems)) if (folder / name).exists() else []
     )
     for line, row in action_rows:
         target = index.get(row["invoice_id"].strip())
