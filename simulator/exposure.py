@@ -61,7 +61,9 @@ class Segments:
 
 
 def _key(invoice: np.ndarray, day: np.ndarray) -> np.ndarray:
-    return invoice.astype(np.int64) * _SPAN + (day.astype(np.int64) + _OFFSET)
+    return invoice.astype(np.int64, copy=False) * _SPAN + (
+        day.astype(np.int64, copy=False) + _OFFSET
+    )
 
 
 class ContactState:
@@ -118,7 +120,7 @@ def build_segments(
     """Segments of days [start, end) per invoice; `event` marks invoices settling on end - 1."""
     n = len(start)
     start = np.maximum(start.astype(np.int64), FIRST_DAY)
-    end = end.astype(np.int64)
+    end = end.astype(np.int64, copy=False)
     live = end > start
     state = ContactState(n, contacts)
     # Candidate cut points: baseline bins for everyone, window edges after each delivery,
@@ -134,8 +136,8 @@ def build_segments(
         cut_day.append(day[has])
     cut_invoice.append(np.flatnonzero(live))
     cut_day.append(start[live])
-    invoice = np.concatenate(cut_invoice).astype(np.int64)
-    day = np.concatenate(cut_day).astype(np.int64)
+    invoice = np.concatenate(cut_invoice).astype(np.int64, copy=False)
+    day = np.concatenate(cut_day).astype(np.int64, copy=False)
     inside = live[invoice] & (day >= start[invoice]) & (day < end[invoice])
     keys = _sorted_unique(_key(invoice[inside], day[inside]))
     seg_invoice = keys // _SPAN

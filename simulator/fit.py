@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, sparse
 
 from simulator.exposure import Contacts, Segments, build_segments
 from simulator.history import NOT_SETTLED, History, debtor_history
@@ -105,7 +105,14 @@ class Data:
     index: np.ndarray  # the history index of each invoice
     history_size: int
     cells: np.ndarray = field(init=False)  # distinct (static code, time code) cells
-    cell_of: np.ndarray = field(init=False)  # each segment's position in `cells`
+    # Invoices × cells: days at risk survived, and events. Everything EM does per
+    # iteration is a product with these (cell counts for the M-step, each invoice's
+    # log-likelihood for the E-step), which sparse products do far faster than gathering
+    # per segment.
+    survived: sparse.csr_array = field(init=False)
+    events: sparse.csr_array = field(init=False)
+    days_by_cell: sparse.csr_array = field(init=False)  # cells × invoices, days at risk
+    events_by_cell: sparse.csr_array = field(init=False)  # cells × invoices
 
     def __post_init__(self) -> None:
         s = self.segments
@@ -115,7 +122,13 @@ class Data:
         present = np.zeros(N_STATIC_CODES * N_TIME_CODES, dtype=bool)
         present[key] = True
         self.cells = np.flatnonzero(present)
-        self.cell_of = (np.cumsum(present) - 1)[key]
+        cell_of = (np.cumsum(present) - 1)[key]
+        shape = (self.invoices, len(self.cells))
+        where = (s.invoice, cell_of)
+        self.survived = sparse.csr_array(((s.length - s.event).astype(np.float64), where), shape)
+        self.events = sparse.csr_array((s.event.astype(np.float64), where), shape)
+        self.days_by_cell = (self.survived + self.events).T.tocsr()
+        self.events_by_cell = self.events.T.tocsr()
 
 
 def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | None = None) -> Data:
@@ -150,13 +163,12 @@ def aggregate(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cells with exposure: (class, static code, time code, days at risk, events), weighted by
     each invoice's class probabilities (`weights`: invoices × classes)."""
-    s = data.segments
     classes = weights.shape[1]
+    days = data.days_by_cell @ weights  # cells × classes
+    events = data.events_by_cell @ weights
     out_k, out_cell, out_n, out_e = [], [], [], []
     for k in range(classes):
-        w = weights[s.invoice, k]
-        n = np.bincount(data.cell_of, weights=w * s.length, minlength=len(data.cells))
-        e = np.bincount(data.cell_of, weights=w * s.event, minlength=len(data.cells))
+        n, e = days[:, k], events[:, k]
         used = np.flatnonzero(n > 1e-12)
         out_k.append(np.full(len(used), k))
         out_cell.append(data.cells[used])
@@ -225,22 +237,15 @@ def m_step(
 def _segment_log_lik(data: Data, theta: np.ndarray, layout: Layout) -> np.ndarray:
     """Per invoice and class: log-likelihood of its days at risk (invoices × classes).
 
-    Hazards are computed once per cell and gathered per segment: a segment's contribution is
-    (days − event)·log(1 − h) + event·log h of its cell.
+    Hazards are computed once per cell: an invoice's contribution is, over its cells,
+    days survived·log(1 − h) + events·log h.
     """
-    s = data.segments
     static = data.cells // N_TIME_CODES
     code = data.cells % N_TIME_CODES
     cell_eta = static_design()[static] @ theta[layout.beta] + time_design(layout)[code] @ theta
-    shifts = np.r_[0.0, theta[layout.delta]]
-    out = np.zeros((data.invoices, layout.classes))
-    survive_days = s.length - s.event
-    for k, shift in enumerate(shifts):
-        eta = cell_eta + shift
-        log_survive = -np.logaddexp(0.0, eta)
-        ll = survive_days * log_survive[data.cell_of] + s.event * (eta + log_survive)[data.cell_of]
-        out[:, k] = np.bincount(s.invoice, weights=ll, minlength=data.invoices)
-    return out
+    eta = cell_eta[:, None] + np.r_[0.0, theta[layout.delta]][None, :]  # cells × classes
+    log_survive = -np.logaddexp(0.0, eta)
+    return np.asarray(data.survived @ log_survive + data.events @ (eta + log_survive))
 
 
 @dataclass
