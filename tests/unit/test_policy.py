@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from simulator.policy import PolicyError, Segment, assign, parse_policies
-from simulator.rules import Rules
+from simulator.rules import Rules, reference_rate_bp
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "formats" / "examples"
 
@@ -233,3 +233,14 @@ def test_segment_matching_takes_the_first_policy_that_matches():
     amount = np.array([6_000_000, 100, 100, 2_000_000])
     assert assign([key, other, consumers], debtor_type, amount).tolist() == [0, 1, 2, -1]
     assert Segment().mask(debtor_type, amount).all()
+
+
+def test_the_reference_rate_is_the_half_years_and_unknown_past_the_table():
+    assert reference_rate_bp("2024-06-30") == 400 and reference_rate_bp("2024-07-01") == 400
+    assert reference_rate_bp("2025-01-01") == 250 and reference_rate_bp("2025-12-31") == 200
+    assert reference_rate_bp("2021-12-31") is None  # before the table
+    table = (("2025-01-01", 250), ("2025-07-01", 200))
+    assert reference_rate_bp("2025-12-31", table) == 200
+    assert reference_rate_bp("2026-01-01", table) is None  # the 1 January row is missing
+    assert reference_rate_bp("2025-06-30", table[:1]) == 250
+    assert reference_rate_bp("2025-07-01", table[:1]) is None
