@@ -4,7 +4,8 @@
 
 1. A `retail-b2c` world of `--invoices` invoices is generated and written as CSV (untimed,
    in a child process so its memory is not counted).
-2. Timed in this process: loading the CSVs, fitting the model (EM, 2 classes), and a
+2. Timed in this process: loading the CSVs (beside pandas.read_csv of the same files as a
+   baseline), fitting the model (EM, 2 classes), and a
    forecast of two policies with 100-draw intervals; then the peak resident memory.
 3. The same estimator two ways on a `--subset`-invoice history with one class and no
    penalty: ours on aggregated cells, and statsmodels' binomial GLM on the expanded
@@ -59,6 +60,26 @@ def timed(label: str, func, *args, **kwargs):
     return value, elapsed
 
 
+def pandas_baseline(folder: Path) -> float | None:
+    """pandas' C reader on the same three files, dates parsed, nothing checked: the speed
+    of a compiled CSV parser, for scale (pandas comes with statsmodels in the dev group)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return None
+    dates = {
+        "invoices.csv": ["issue_date", "due_date"],
+        "payments.csv": ["paid_date"],
+        "actions.csv": ["date"],
+    }
+    started = time.perf_counter()
+    for name, columns in dates.items():
+        pd.read_csv(folder / name, parse_dates=columns, date_format="%Y-%m-%d")
+    elapsed = time.perf_counter() - started
+    print(f"  baseline: pandas.read_csv, same files {elapsed:8.2f} s (parse only, no checks)")
+    return elapsed
+
+
 def statsmodels_comparison(invoices: int) -> None:
     import statsmodels.api as sm
 
@@ -110,7 +131,10 @@ def main() -> None:
         check=True,
     )
     print("timed:")
-    history, _ = timed("load CSV history", load_history, folder)
+    history, load_seconds = timed("load CSV history", load_history, folder)
+    pandas_seconds = pandas_baseline(folder)
+    if pandas_seconds:
+        print(f"    ratio to pandas.read_csv             {load_seconds / pandas_seconds:8.2f}x")
     model, _ = timed("fit (EM, 2 classes)", lambda: fit(prepare(history)))
     candidates = {"base": parse_policies(BASE), "early": parse_policies(EARLY)}
     timed(
