@@ -15,6 +15,8 @@ either gives exactly what the row path would give, or declines.
 
 from __future__ import annotations
 
+import codecs
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,25 +42,27 @@ class Columns:
     shifts pick single bytes out; a rows × width byte matrix is never built.
     """
 
-    def __init__(self, raw: bytes, header: list[str], starts: np.ndarray, ends: np.ndarray):
-        padded = raw + bytes(2 * WORD)  # every word read at a field stays inside
-        self.data = np.frombuffer(padded, dtype=np.uint8)
+    def __init__(self, buffer: bytearray, header: list[str], starts: np.ndarray, ends: np.ndarray):
+        # `buffer` ends in at least 2 * WORD zero bytes: every word read at a field stays inside.
+        self.data = np.frombuffer(buffer, dtype=np.uint8)
         self.words = np.ndarray(
-            shape=(len(padded) - WORD + 1,), dtype="<u8", buffer=padded, strides=(1,)
+            shape=(len(buffer) - WORD + 1,), dtype="<u8", buffer=buffer, strides=(1,)
         )
         self.header = header
         self.rows = starts.shape[0]
-        self._starts = [np.ascontiguousarray(starts[:, i]) for i in range(len(header))]
-        self._lengths = [
-            np.ascontiguousarray(ends[:, i]) - self._starts[i] for i in range(len(header))
-        ]
+        self._starts2d, self._ends2d = starts, ends
+        self._spans: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self.header
 
     def _span(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        column = self.header.index(name)
-        return self._starts[column], self._lengths[column]
+        """Each field's offset and length in one column (made on first use, then kept)."""
+        if name not in self._spans:
+            column = self.header.index(name)
+            starts = np.ascontiguousarray(self._starts2d[:, column])
+            self._spans[name] = starts, self._ends2d[:, column] - starts
+        return self._spans[name]
 
     def _words(self, starts: np.ndarray, lengths: np.ndarray, count: int) -> list[np.ndarray]:
         """The first `count` words of every field, bytes past its end zeroed."""
@@ -204,21 +208,25 @@ def read_columns(
 ) -> Columns | None:
     """The file's fields, or None when it is missing, unreadable or not plain."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            # Room for a missing final line end and the zero padding Columns reads into.
+            buffer = bytearray(size + 2 + 2 * WORD)
+            if handle.readinto(memoryview(buffer)[:size]) != size:
+                return None
     except OSError:
         return None
-    if raw.startswith(BOM):
-        raw = raw[len(BOM) :]
-    crlf = b"\r\n" in raw  # what Python's csv writer and Windows ERPs write
+    begin = len(BOM) if buffer.startswith(BOM) else 0
+    crlf = buffer.find(b"\r\n", begin, size) >= 0  # what Python's csv writer and Windows ERPs write
     line_end = b"\r\n" if crlf else b"\n"
-    if not raw.endswith(b"\n"):
-        raw += line_end
-    data = np.frombuffer(raw, dtype=np.uint8)
-    head_end = raw.find(line_end)
-    if head_end <= 0:
+    if size > begin and buffer[size - 1] != NEWLINE:
+        buffer[size : size + len(line_end)] = line_end
+        size += len(line_end)
+    head_end = buffer.find(line_end, begin, size)
+    if head_end <= begin:
         return None
     try:
-        header = raw[:head_end].decode("utf-8").split(",")
+        header = buffer[begin:head_end].decode("utf-8").split(",")
     except UnicodeDecodeError:
         return None
     width = len(header)
@@ -228,34 +236,43 @@ def read_columns(
         or len(set(header)) != width
     ):
         return None
-    if b'"' in raw or b"\x00" in raw:
+    if buffer.find(b'"', begin, size) >= 0 or buffer.find(b"\x00", begin, size) >= 0:
         return None  # (a blank line shows up below as a row of the wrong width)
-    if crlf and raw.count(b"\r") != raw.count(b"\n"):
-        return None  # a lone CR or LF beside the CRLFs
-    if not crlf and b"\r" in raw:
+    lone_cr = (
+        buffer.count(b"\r", begin, size) != buffer.count(b"\n", begin, size)
+        if crlf
+        else buffer.find(b"\r", begin, size) >= 0
+    )
+    if lone_cr:
         return None
-    if len(data) and data.max() >= 128:
+    data = np.frombuffer(buffer, dtype=np.uint8, count=size)
+    if data[begin:].max(initial=0) >= 128:
         try:
-            raw.decode("utf-8")
+            codecs.decode(memoryview(buffer)[begin:size], "utf-8")
         except UnicodeDecodeError:
             return None
     first = head_end + len(line_end)
     body = data[first:]
-    delimiters = np.flatnonzero((body == COMMA) | (body == NEWLINE))
+    is_delimiter = body == COMMA
+    is_delimiter |= body == NEWLINE
+    delimiters = np.flatnonzero(is_delimiter)
+    del is_delimiter
     if len(delimiters) % width:
         return None
-    ends = (delimiters + first).reshape(-1, width)
     # Every row ends at a line end and has none before its last field.
     newlines = body[delimiters] == NEWLINE
-    if newlines.sum() != len(ends) or not newlines[width - 1 :: width].all():
+    if newlines.sum() != len(delimiters) // width or not newlines[width - 1 :: width].all():
         return None
+    ends = delimiters.reshape(-1, width)
+    ends += first
     if crlf:
         if (data[ends[:, -1] - 1] != CR).any():
             return None
         ends[:, -1] -= 1
     starts = np.empty_like(ends)
-    starts[:, 1:] = ends[:, :-1] + 1
+    starts[:, 1:] = ends[:, :-1]
+    starts[:, 1:] += 1
     if len(ends):
         starts[0, 0] = first
         starts[1:, 0] = ends[:-1, -1] + len(line_end)
-    return Columns(raw, header, starts, ends)
+    return Columns(buffer, header, starts, ends)
