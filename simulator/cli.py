@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from simulator.backtest import backtest
 from simulator.fit import Fit, fit, prepare
@@ -19,7 +20,10 @@ from simulator.history import History, HistoryError, day_number, load_history
 from simulator.policy import PolicyError, parse_policies
 from simulator.worlds import WORLDS, generate, write
 
-console = Console(stderr=True)
+# Markup off: parameter names ("beta[b2c]"), policy names and messages from the user's
+# files hold square brackets that rich would otherwise take for style tags and drop.
+console = Console(stderr=True, markup=False, highlight=False)
+out = Console(markup=False, highlight=False)
 
 
 def add_parser(commands: Any) -> None:
@@ -93,13 +97,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except HistoryError as exc:
-        console.print(f"[red]the history has problems:[/red]\n{exc}", markup=True, highlight=False)
+        console.print(Text("the history has problems:", style="red"))
+        console.print(str(exc))
     except PolicyError as exc:
-        console.print("[red]the policy has problems:[/red]")
+        console.print(Text("the policy has problems:", style="red"))
         for path, message in exc.violations:
-            console.print(f"  {path}: {message}", markup=False, highlight=False)
+            console.print(f"  {path}: {message}")
     except (OSError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+        console.print(Text(str(exc), style="red"))
     return 2
 
 
@@ -166,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
             table.add_row(
                 str(row["name"]), f"{row['estimate']:.3f}", f"{row['se']:.3f}", str(row["source"])
             )
-        Console().print(table)
+        out.print(table)
         return 0
     if args.sim_command == "forecast":
         candidates = dict(_policies(spec) for spec in args.policy)
@@ -207,8 +212,8 @@ def _run(args: argparse.Namespace) -> int:
                 table.add_row(
                     str(d), f"{predicted:.1%}", f"{actual:.1%}", f"{low:.1%} – {high:.1%}"
                 )
-            Console().print(table)
-            Console().print(
+            out.print(table)
+            out.print(
                 f"mean error {report['mae_pp']:.2f} pp, largest {report['max_abs_pp']:.2f} pp, "
                 f"interval coverage {report['coverage']:.0%}"
             )
@@ -217,7 +222,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_forecast(result: dict[str, Any]) -> None:
-    out = Console()
     cohort = result["cohort"]
     out.print(
         f"cohort: {cohort['invoices']:,} invoices, {cohort['amount'] / 100:,.0f} {cohort['currency']}, "
@@ -242,19 +246,19 @@ def _print_forecast(result: dict[str, Any]) -> None:
     table.add_row("days beyond terms", *(f"{r['days_beyond_terms']:.1f}" for r in results.values()))
     table.add_row("contacts", *(f"{sum(r['actions'].values()):,.0f}" for r in results.values()))
     table.add_row("escalations", *(f"{r['escalations']['count']:,.0f}" for r in results.values()))
-    table.add_row("fee income (SEK)", *(f"{r['fee_income'] / 100:,.0f}" for r in results.values()))
-    table.add_row(
-        "interest income (SEK)", *(f"{r['interest_income'] / 100:,.0f}" for r in results.values())
-    )
-    table.add_row(
-        "channel cost (SEK)", *(f"{r['channel_cost'] / 100:,.0f}" for r in results.values())
-    )
+    currency = cohort["currency"]
+    for label, key in (
+        ("fee income", "fee_income"),
+        ("interest income", "interest_income"),
+        ("channel cost", "channel_cost"),
+    ):
+        table.add_row(f"{label} ({currency})", *(f"{r[key] / 100:,.0f}" for r in results.values()))
     out.print(table)
     for name, delta in result["deltas"].items():
         parts = [f"day {d}: {v * 100:+.2f} pp" for d, v in delta["recovery"].items() if d != "0"]
         out.print(f"{name} vs {next(iter(result['results']))}: " + ", ".join(parts))
     for warning in result["warnings"]:
-        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        out.print(Text.assemble(("warning: ", "yellow"), warning))
 
 
 def plot(result: dict[str, Any], path: str) -> None:

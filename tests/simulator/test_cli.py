@@ -65,6 +65,11 @@ def test_fit_prints_estimates_and_their_sources(history):
     assert report["invoices"] == 20_000
     sources = {p["name"]: p["source"] for p in report["parameters"]}
     assert sources["baseline[0]"] == "data"
+    table = sim("fit", str(history))
+    assert table.returncode == 0, table.stderr
+    # Bracketed names are printed as they are, not taken for rich's style tags.
+    for name in ("beta[b2c]", "bump[letter,0..2]", "class_shift[1]"):
+        assert name in sources and name in table.stdout
 
 
 def test_forecast_json_and_plot(history, tmp_path):
@@ -91,8 +96,9 @@ def test_forecast_json_and_plot(history, tmp_path):
     assert list(out["results"]) == ["two", "actual"] and out["horizon_days"] == 120
     assert "180" not in out["results"]["two"]["recovery"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = sim("forecast", str(history), "--policy", f"two={policy}", "--draws", "4")
+    table = sim("forecast", str(history), "--policy", f"[bold]two={policy}", "--draws", "4")
     assert table.returncode == 0 and "recovered by day 30" in table.stdout
+    assert "[bold]two" in table.stdout and "fee income (SEK)" in table.stdout
     cheap = json.loads(
         sim(
             "forecast",
