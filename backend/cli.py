@@ -8,10 +8,16 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.text import Text
 
 from backend.settings import Settings, SettingsError
 
-console = Console()
+# Markup off: emails, settings values and error details may hold square brackets.
+console = Console(markup=False, highlight=False)
+
+
+def _error(message: str, detail: str = "") -> None:
+    console.print(Text(message, style="red") + Text(detail))
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int | None = None) -> None:
@@ -94,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        _error("configuration error: ", str(exc))
         return 2
     from tenants.onboarding import ConflictError
 
@@ -103,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _serve(settings, args.host, args.port, args.workers)
         elif args.command == "worker":
             if not settings.redis_url:
-                console.print(
-                    "[red]kravlab worker needs REDIS_URL[/red] (without it jobs run in the API process)"
+                _error(
+                    "kravlab worker needs REDIS_URL", " (without it jobs run in the API process)"
                 )
                 return 2
             from backend.queue import run_worker
@@ -115,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print("migrations applied")
         elif args.command == "admin":
             if len(args.password) < 12:
-                console.print("[red]the password must be at least 12 characters[/red]")
+                _error("the password must be at least 12 characters")
                 return 2
             asyncio.run(_migrate(settings))
             asyncio.run(_create_admin(args.email, args.password, args.role))
@@ -128,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.no_serve:
                 _serve(settings, args.host, args.port, workers=1)
     except ConflictError as exc:
-        console.print(f"[red]{exc.detail}[/red]")
+        _error(exc.detail)
         return 1
     return 0
 

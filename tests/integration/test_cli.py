@@ -36,6 +36,14 @@ def test_admin_create_refuses_duplicates_and_short_passwords():
     assert kravlab("admin", "create", "--email", "x@y.test", "--password", "short").returncode == 2
 
 
+def test_a_configuration_error_is_named_with_the_value_as_given():
+    result = kravlab("migrate", KRAVLAB_WORKERS="[bold]two")
+    assert result.returncode == 2
+    assert (
+        "configuration error: KRAVLAB_WORKERS must be an integer, got '[bold]two'" in result.stdout
+    )
+
+
 async def test_admin_created_by_cli_can_log_in(client):
     email = f"ops2-{os.getpid()}@agency.test"
     assert (
