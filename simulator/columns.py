@@ -30,6 +30,8 @@ _EDGE_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
 # _LOW_BYTES[k] keeps the first k bytes of a little-endian word.
 _LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(WORD + 1)], dtype=np.uint64)
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+# Keys take rows × length bytes: one absurdly long id must not make that gigabytes.
+MAX_KEY_BYTES = 256
 # A longer amount field could overflow int64 minor units.
 MAX_AMOUNT_CHARS = 2 * WORD
 
@@ -160,7 +162,7 @@ class Columns:
         starts, lengths = self._span(name)
         longest = int(lengths.max(initial=1))
         words = words or max(1, -(-longest // WORD))
-        if (lengths == 0).any() or longest > words * WORD:
+        if (lengths == 0).any() or longest > min(words * WORD, MAX_KEY_BYTES):
             return None
         edges = self.data[np.r_[starts, starts + lengths - 1]]
         if _EDGE_SPACE[edges].any():

@@ -192,3 +192,12 @@ def test_amounts_are_exact_minor_units(tmp_path):
     columns = read_columns(path, ("a", "x"), ())
     assert columns is not None
     assert columns.minor_units("a").tolist() == [int(Decimal(t) * 100) for t in texts]
+
+
+def test_an_absurdly_long_id_goes_the_row_path_without_a_huge_allocation(tmp_path):
+    rows = "".join(f"{i},C,b2c,2025-01-01,2025-01-31,10,SEK,,,\n" for i in range(1000))
+    long_id = "X" * 100_000
+    folder = history(tmp_path, rows + f"{long_id},C,b2c,2025-01-01,2025-01-31,10,SEK,,,\n")
+    assert _load_clean(folder, None) is None
+    h = load_history(folder)
+    assert h.size == 1001 and h.invoice_id[-1] == long_id
