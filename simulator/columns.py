@@ -1,4 +1,4 @@
-"""A plain CSV file as byte columns in numpy: a million rows parsed in well under a second.
+"""A plain CSV file as byte columns in numpy: a million rows in about a second.
 
 Python's csv module and `str.split` spend most of a history load creating one string object
 per field. Here a file stays one `uint8` array: every delimiter is found in one pass, each
@@ -7,10 +7,10 @@ vectorised arithmetic on the bytes; strings are made only for the identifiers, o
 
 Only files in the plain shape ERPs and our own writer produce are taken: UTF-8, no quote
 characters, lines ending all in LF or all in CRLF, no blank lines, no NUL bytes, every row
-as wide as the header. Every method answers None when a value is not in its strict canonical form, and the
-caller then falls back to its row-by-row path, which accepts the lenient forms and names
-every problem by line and column. So the fast path never decides anything on its own: it
-either gives exactly what the row path would give, or declines.
+as wide as the header. Every method answers None when a value is not in its strict
+canonical form, and the caller then falls back to its row-by-row path, which accepts the
+lenient forms and names every problem by line and column. So the fast path never decides
+anything on its own: it either gives exactly what the row path would give, or declines.
 """
 
 from __future__ import annotations
