@@ -2,8 +2,19 @@
 
 The same key with the same body replays the stored answer (with `Idempotent-Replayed:
 true`); with a different body it answers 422; while the first request still runs, 409.
-Keys are scoped to the tenant the request is about (or the agency) and kept at least 24
-hours. A request that fails with a 5xx releases its key so the client can retry it.
+Keys belong to the credential that sent them (as Stripe scopes them to the API key) and are
+kept at least 24 hours.
+
+A replay is an answer like any other, so it is given only after the route's guard has
+admitted the caller, and only to the credential that made the first request: another
+credential with the same key string simply runs its own request. A request the service
+refuses (401, 403, 404, 429) or that fails (5xx) keeps no record, so nobody can plant an
+answer under a key another caller will use, and a client can retry after fixing its access.
+
+Answers that show a secret once (a new API key, a generated password) are stored with those
+fields set to null: a replay says the request was done but is not a second way to read the
+secret. Routes name their secret fields in `opt={"secrets": ("key", "admin.password")}`; a
+replay lists the redacted ones in `Idempotent-Redacted`.
 """
 
 from __future__ import annotations
@@ -14,18 +25,24 @@ from typing import Any
 from uuid import uuid4
 
 import msgspec
+from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import bulk
 from backend.tables import IdempotencyRecord
 from tenants import onboarding
+from tenants.access import Principal, authorize
 from tenants.clock import aware
 from tenants.transactions import write_transaction
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
+# Refusals keep no record: they changed nothing, and a stored refusal would only let one
+# caller decide what another caller's retry gets.
+NOT_KEPT = frozenset({401, 403, 404, 429})
 
 # Records carry the tenant id as text, not a foreign key: offboarding clears them by owner.
 onboarding.UNOWNED_TENANT_ROWS.append(IdempotencyRecord.owner)
@@ -41,6 +58,7 @@ async def _send_json(
     body: bytes,
     replayed: bool = False,
     content_type: str = "application/json",
+    redacted: str = "",
 ) -> None:
     headers = [
         (b"content-type", content_type.encode()),
@@ -48,6 +66,8 @@ async def _send_json(
     ]
     if replayed:
         headers.append((b"idempotent-replayed", b"true"))
+    if redacted:
+        headers.append((b"idempotent-redacted", redacted.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -78,16 +98,30 @@ class IdempotencyMiddleware(ASGIMiddleware):
         if body is None:
             await _send_json(send, *_json(413, "request body exceeds the size limit"))
             return
-        request_hash = hashlib.sha256(b"POST " + scope["path"].encode() + b"\n" + body).hexdigest()
         principal = scope.get("user")
-        tenant_id = scope.get("path_params", {}).get("tenant_id") or getattr(
-            principal, "tenant_id", None
-        )
+        handler = scope.get("route_handler")
+        if not isinstance(principal, Principal) or handler is None or not _admitted(scope):
+            # Public routes take no key; a caller the guard refuses gets its refusal from
+            # the guard itself, with nothing recorded.
+            await next_app(scope, _replay(body), send)
+            return
+        request_hash = hashlib.sha256(b"POST " + scope["path"].encode() + b"\n" + body).hexdigest()
+        tenant_id = scope.get("path_params", {}).get("tenant_id") or principal.tenant_id
         owner = str(tenant_id) if tenant_id else "agency"
+        credential = principal.actor
+        secrets = tuple(handler.opt.get("secrets", ()))
 
-        outcome = await self._claim(owner, key, request_hash)
+        outcome = await self._claim(owner, credential, key, request_hash)
         if outcome is not None:
-            await _send_json(send, *outcome[:2], replayed=outcome[2], content_type=outcome[3])
+            status, answer, replayed, content_type = outcome
+            await _send_json(
+                send,
+                status,
+                answer,
+                replayed=replayed,
+                content_type=content_type,
+                redacted=",".join(secrets) if replayed and status < 300 else "",
+            )
             return
 
         # The answer is held back until it is stored: a client that retries the moment it
@@ -108,26 +142,26 @@ class IdempotencyMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, _replay(body), capture)
         finally:
-            await self._finish(owner, key, captured)
+            await self._finish(credential, key, captured, secrets)
         for message in messages:
             await send(message)
 
     async def _claim(
-        self, owner: str, key: str, request_hash: str
+        self, owner: str, credential: str, key: str, request_hash: str
     ) -> tuple[int, bytes, bool, str] | None:
         """None when this request may run; else the answer to send instead."""
         now = datetime.now(UTC)
         async with write_transaction():
-            where = (IdempotencyRecord.owner == owner) & (IdempotencyRecord.key == key)
+            where = (IdempotencyRecord.credential == credential) & (IdempotencyRecord.key == key)
             await IdempotencyRecord.delete().where(
                 where & (IdempotencyRecord.created_at < now - self.ttl)
             )
             claim_id = uuid4()
             await bulk.upsert(
                 IdempotencyRecord,
-                ("id", "owner", "key", "request_hash", "in_flight", "created_at"),
-                [(claim_id, owner, key, request_hash, True, now)],
-                ("owner", "key"),
+                ("id", "owner", "credential", "key", "request_hash", "in_flight", "created_at"),
+                [(claim_id, owner, credential, key, request_hash, True, now)],
+                ("credential", "key"),
                 (),
             )
             record = await IdempotencyRecord.select().where(where).first()
@@ -157,22 +191,52 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 record["response_type"],
             )
 
-    async def _finish(self, owner: str, key: str, captured: dict[str, Any]) -> None:
-        where = (IdempotencyRecord.owner == owner) & (IdempotencyRecord.key == key)
+    async def _finish(
+        self, credential: str, key: str, captured: dict[str, Any], secrets: tuple[str, ...]
+    ) -> None:
+        where = (IdempotencyRecord.credential == credential) & (IdempotencyRecord.key == key)
+        status = captured["status"]
+        body = b"".join(captured["body"])
+        if secrets and status < 300:
+            body = _redact(body, secrets)
         async with write_transaction():
-            if captured["status"] >= 500:
+            if status >= 500 or status in NOT_KEPT:
                 await IdempotencyRecord.delete().where(where)
                 return
             await IdempotencyRecord.update(
                 {
                     IdempotencyRecord.in_flight: False,
-                    IdempotencyRecord.response_status: captured["status"],
-                    IdempotencyRecord.response_body: b"".join(captured["body"]).decode(
-                        "utf-8", "replace"
-                    ),
+                    IdempotencyRecord.response_status: status,
+                    IdempotencyRecord.response_body: body.decode("utf-8", "replace"),
                     IdempotencyRecord.response_type: captured["type"],
                 }
             ).where(where)
+
+
+def _admitted(scope: Scope) -> bool:
+    """Whether the route's guard lets this caller in: checked before any record is read,
+    so a replay can never answer someone the route itself would refuse."""
+    try:
+        authorize(ASGIConnection(scope), scope["route_handler"])
+    except HTTPException:
+        return False
+    return True
+
+
+def _redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
+    """The answer with each dotted `secrets` path set to null (shown once, never stored)."""
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body
+    for path in secrets:
+        *parents, leaf = path.split(".")
+        node = document
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            node[leaf] = None
+    return msgspec.json.encode(document)
 
 
 async def purge_expired(ttl_hours: int) -> int:

@@ -98,6 +98,9 @@ class IdempotencyRecord(Table, tablename="idempotency_records"):
     # The tenant id the key belongs to, or "agency" for agency-level requests. Not a foreign
     # key: a key used to create a tenant outlives nothing but must not block its deletion.
     owner = Varchar(length=40)
+    # Who sent the first request ("key:<uuid>" or "user:<uuid>"): a key is only ever
+    # replayed to the credential that used it first, like Stripe's keys per API key.
+    credential = Varchar(length=60, default="")
     key = Varchar(length=255)
     request_hash = Varchar(length=64)
     in_flight = Boolean(default=True)

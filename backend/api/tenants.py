@@ -67,7 +67,15 @@ class TenantController(Controller):
     path = "/api/v1/tenants"
     tags = ["tenants"]
 
-    @post("/", opt={"permission": "tenants:create", "body": TenantIn}, summary="Onboard a client")
+    @post(
+        "/",
+        opt={
+            "permission": "tenants:create",
+            "body": TenantIn,
+            "secrets": ("api_key", "admin.password"),
+        },
+        summary="Onboard a client",
+    )
     async def onboard(
         self, data: JSONBody[TenantIn], principal: NamedDependency[Principal]
     ) -> dict[str, Any]:
@@ -136,7 +144,7 @@ class TenantController(Controller):
 
     @post(
         "/{tenant_id:uuid}/api-keys",
-        opt={"permission": "keys:manage", "body": ApiKeyIn},
+        opt={"permission": "keys:manage", "body": ApiKeyIn, "secrets": ("key",)},
         summary="Create an API key (shown once)",
     )
     async def create_key(
@@ -187,7 +195,7 @@ class TenantController(Controller):
 
     @post(
         "/{tenant_id:uuid}/users",
-        opt={"permission": "users:manage", "body": UserIn},
+        opt={"permission": "users:manage", "body": UserIn, "secrets": ("password",)},
         summary="Invite a user of the tenant (password shown once)",
     )
     async def invite(

@@ -1,4 +1,6 @@
-"""Idempotency-Key: replay, refusal of a changed body, 409 while in flight, tenant scoping."""
+"""Idempotency-Key: replay, refusal of a changed body, 409 while in flight, and keys that
+belong to the credential which used them: a replay never skips the route's guard, a refusal
+keeps no record, and a secret shown once is never stored."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from uuid import uuid4
 
 from backend.tables import IdempotencyRecord
 from tests.support.db import book_counts
-from tests.support.world import invoice, onboard
+from tests.support.world import agency_user, api_key, invoice, onboard, tenant_user
 
 
 async def test_same_key_same_body_replays_the_first_answer(client, tenant):
@@ -53,8 +55,14 @@ def _hash(path: str, body: bytes) -> str:
     return hashlib.sha256(b"POST " + path.encode() + b"\n" + body).hexdigest()
 
 
+async def _key_actor(client, headers) -> str:
+    me = (await client.get("/api/v1/me", headers=headers)).json()
+    return f"{me['kind']}:{me['id']}"
+
+
 async def test_in_flight_key_answers_409_and_a_dead_one_is_taken_over(client, tenant, settings):
     path = tenant.path("/invoices/batch")
+    credential = await _key_actor(client, tenant.key)
     body = json.dumps({"invoices": [invoice("F-1")]}).encode()
     now = datetime.now(UTC)
     for key, started in (
@@ -65,6 +73,7 @@ async def test_in_flight_key_answers_409_and_a_dead_one_is_taken_over(client, te
             IdempotencyRecord(
                 id=uuid4(),
                 owner=tenant.id,
+                credential=credential,
                 key=key,
                 request_hash=_hash(path, body),
                 in_flight=True,
@@ -124,3 +133,124 @@ async def test_expired_records_are_purged(tenant, settings):
         IdempotencyRecord.owner == tenant.id
     )
     assert [r["key"] for r in left] == ["fresh"]
+
+
+async def _records(key: str) -> int:
+    return await IdempotencyRecord.count().where(IdempotencyRecord.key == key)
+
+
+async def test_a_replay_never_skips_the_guard_of_another_tenant(client, admin, tenant):
+    """Found by a probe: a read-only key of tenant A replayed B's key creation and got
+    B's plaintext API key."""
+    other = await onboard(client, admin)
+    reader = await api_key(client, other, admin, ["read"])
+    path, body = tenant.path("/api-keys"), {"name": "erp", "scopes": ["read"]}
+    headers = {"Idempotency-Key": "create-key-1"}
+    first = await client.post(path, json=body, headers={**admin, **headers})
+    assert first.status_code == 201 and first.json()["key"].startswith("kl_")
+    stolen = await client.post(path, json=body, headers={**reader, **headers})
+    assert stolen.status_code == 404 and "kl_" not in stolen.text
+    assert "idempotent-replayed" not in stolen.headers
+
+
+async def test_a_replay_never_skips_the_role_check(client, admin, tenant):
+    """A tenant_member replaying the admin's invitation got the new admin's password."""
+    tenant_admin = await tenant_user(client, tenant, admin, "tenant_admin")
+    member = await tenant_user(client, tenant, admin, "tenant_member")
+    body = {"email": f"new-{uuid4().hex[:6]}@{tenant.slug}.test", "role": "tenant_admin"}
+    headers = {"Idempotency-Key": "invite-1"}
+    first = await client.post(tenant.path("/users"), json=body, headers={**tenant_admin, **headers})
+    assert first.status_code == 201 and first.json()["password"]
+    replay = await client.post(tenant.path("/users"), json=body, headers={**member, **headers})
+    assert replay.status_code == 403 and first.json()["password"] not in replay.text
+
+
+async def test_agency_staff_cannot_replay_an_onboarding(client, admin):
+    staff = await agency_user(client, "agency_staff")
+    slug = f"rep-{uuid4().hex[:8]}"
+    body = {
+        "name": "Replay AB",
+        "slug": slug,
+        "country": "SE",
+        "currency": "SEK",
+        "admin_email": f"admin@{slug}.test",
+    }
+    headers = {"Idempotency-Key": f"onboard-{slug}"}
+    first = await client.post("/api/v1/tenants", json=body, headers={**admin, **headers})
+    assert first.status_code == 201
+    replay = await client.post("/api/v1/tenants", json=body, headers={**staff, **headers})
+    assert replay.status_code == 403 and first.json()["api_key"] not in replay.text
+
+
+async def test_a_refusal_keeps_no_record_and_cannot_poison_the_owner(client, admin, tenant):
+    """A foreign 404 stored under B's tenant made B's next real batch answer 422."""
+    intruder = await onboard(client, admin)
+    body = {"invoices": [invoice("P-1")]}
+    headers = {"Idempotency-Key": "poison-1"}
+    refused = await client.post(
+        tenant.path("/invoices/batch"), json=body, headers={**intruder.key, **headers}
+    )
+    assert refused.status_code == 404
+    reader = await api_key(client, tenant, admin, ["read"])
+    forbidden = await client.post(
+        tenant.path("/invoices/batch"), json=body, headers={**reader, **headers}
+    )
+    assert forbidden.status_code == 403
+    assert await _records("poison-1") == 0
+    real = await client.post(
+        tenant.path("/invoices/batch"), json=body, headers={**tenant.key, **headers}
+    )
+    assert real.status_code == 200 and real.json()["created"] == 1
+
+
+async def test_the_same_key_string_of_two_credentials_is_two_keys(client, admin, tenant):
+    second = await api_key(client, tenant, admin, ["invoices:write"])
+    headers = {"Idempotency-Key": "shared-by-two"}
+    a = await client.post(
+        tenant.path("/invoices/batch"),
+        json={"invoices": [invoice("C-1")]},
+        headers={**tenant.key, **headers},
+    )
+    b = await client.post(
+        tenant.path("/invoices/batch"),
+        json={"invoices": [invoice("C-2")]},
+        headers={**second, **headers},
+    )
+    assert a.status_code == b.status_code == 200
+    assert a.json()["created"] == b.json()["created"] == 1
+    assert "idempotent-replayed" not in b.headers
+
+
+async def test_secrets_shown_once_are_never_stored_or_replayed(client, admin, tenant):
+    path, body = tenant.path("/api-keys"), {"name": "once", "scopes": ["read"]}
+    headers = {**admin, "Idempotency-Key": "secret-1"}
+    first = await client.post(path, json=body, headers=headers)
+    secret = first.json()["key"]
+    stored = await IdempotencyRecord.select(IdempotencyRecord.response_body).where(
+        IdempotencyRecord.key == "secret-1"
+    )
+    assert len(stored) == 1 and secret not in stored[0]["response_body"]
+    again = await client.post(path, json=body, headers=headers)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["key"] is None and again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-redacted"] == "key" and secret not in again.text
+    keys = (await client.get(path, headers=admin)).json()["items"]
+    assert sum(k["name"] == "once" for k in keys) == 1  # created once, not twice
+
+    onboard_body = {
+        "name": "Secret AB",
+        "slug": f"sec-{uuid4().hex[:8]}",
+        "country": "SE",
+        "currency": "SEK",
+        "admin_email": f"sec-{uuid4().hex[:8]}@x.test",
+    }
+    headers = {**admin, "Idempotency-Key": f"onboard-{onboard_body['slug']}"}
+    created = (await client.post("/api/v1/tenants", json=onboard_body, headers=headers)).json()
+    replay = (await client.post("/api/v1/tenants", json=onboard_body, headers=headers)).json()
+    assert replay["api_key"] is None and replay["admin"]["password"] is None
+    assert replay["admin"]["email"] == created["admin"]["email"]
+    rows = await IdempotencyRecord.select(IdempotencyRecord.response_body).where(
+        IdempotencyRecord.key == headers["Idempotency-Key"]
+    )
+    assert created["api_key"] not in rows[0]["response_body"]
+    assert created["admin"]["password"] not in rows[0]["response_body"]
