@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DOCS_UI := backend/api_docs_vendor/.versions
 
-.PHONY: install demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator clean
+.PHONY: install browser demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,25 +13,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e . --group dev
 	touch $(STAMP)
 
-install: $(STAMP)
+## The API docs' browser files (Scalar, Swagger UI) from npm, served by the app itself.
+$(DOCS_UI): infra/api-docs-ui.sh
+	bash infra/api-docs-ui.sh
+
+## Debian's Chromium for tests/e2e, installed only when /usr/bin/chromium is missing.
+browser:
+	bash infra/browser.sh
+
+install: $(STAMP) $(DOCS_UI)
 
 ## Migrate the embedded SQLite database, seed demo data, print logins, serve on :8000.
-demo: $(STAMP)
+demo: $(STAMP) $(DOCS_UI)
 	$(BIN)/kravlab demo
 
-serve: $(STAMP)
+serve: $(STAMP) $(DOCS_UI)
 	$(BIN)/kravlab serve
 
 ## The whole suite on SQLite, then on PostgreSQL (skipped with one line when unreachable,
 ## unless KRAVLAB_REQUIRE_SERVICES=1).
-test: $(STAMP)
+test: $(STAMP) $(DOCS_UI) browser
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) $(DOCS_UI) browser
 	KRAVLAB_TEST_DB=sqlite $(BIN)/pytest
 
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) $(DOCS_UI)
 	KRAVLAB_TEST_DB=postgres $(BIN)/pytest tests/integration tests/security
 
 lint: $(STAMP)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
+import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
 from msgspec import Meta, Struct
 
+from backend.api.tenant_schemas import Me
 from backend.settings import Settings
 from tenants.access import Principal
 from tenants.auth import issue_session_token, login
@@ -34,6 +36,7 @@ class AuthController(Controller):
         "/auth/login",
         opt={"public": True, "no_idempotency": True, "body": LoginIn},
         status_code=200,
+        raises=[NotAuthorizedException],
         summary="Log in with email and password",
     )
     async def login(self, data: JSONBody[LoginIn], settings: NamedDependency[Settings]) -> TokenOut:
@@ -44,13 +47,5 @@ class AuthController(Controller):
         return TokenOut(token, "bearer", settings.token_ttl_seconds)
 
     @get("/me", opt={"permission": "me"}, summary="Who the credential is")
-    async def me(self, principal: NamedDependency[Principal]) -> dict[str, Any]:
-        return {
-            "kind": principal.kind,
-            "id": principal.id,
-            "tenant_id": principal.tenant_id,
-            "role": principal.role,
-            "scopes": list(principal.scopes),
-            "email": principal.email,
-            "name": principal.name,
-        }
+    async def me(self, principal: NamedDependency[Principal]) -> Me:
+        return msgspec.convert(principal, Me, from_attributes=True)

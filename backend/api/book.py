@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta, Struct
 
 from backend import book, ingest
+from backend.api.book_schemas import Invoice, InvoiceDetail, Payment, Status
 from backend.api.deps import Cursor, Limit
+from backend.api.page import Page
 from backend.validation import MULTI_LINE
 from tenants.scope import TenantScope
 
 Reason = Annotated[str, Meta(min_length=1, max_length=1000, pattern=MULTI_LINE)]
-Status = Literal["open", "overdue", "paid", "paused", "disputed", "in_collection", "written_off"]
 
 
 class PauseIn(Struct, forbid_unknown_fields=True):
@@ -65,8 +67,8 @@ class InvoiceController(Controller):
         external_id: Annotated[str | None, QueryParameter(max_length=128)] = None,
         due_from: FromQuery[date | None] = None,
         due_to: FromQuery[date | None] = None,
-    ) -> dict[str, Any]:
-        return await book.list_invoices(
+    ) -> Page[Invoice]:
+        listed = await book.list_invoices(
             tenant,
             status=status,
             debtor=debtor,
@@ -76,6 +78,7 @@ class InvoiceController(Controller):
             limit=limit,
             cursor=cursor,
         )
+        return msgspec.convert(listed, Page[Invoice])
 
     @get(
         "/invoices/{invoice_id:uuid}",
@@ -84,12 +87,13 @@ class InvoiceController(Controller):
     )
     async def get_invoice(
         self, tenant: NamedDependency[TenantScope], invoice_id: FromPath[UUID]
-    ) -> dict[str, Any]:
-        return await book.get_invoice(tenant, invoice_id)
+    ) -> InvoiceDetail:
+        return _detail(await book.get_invoice(tenant, invoice_id))
 
     @post(
         "/invoices/{invoice_id:uuid}/pause",
         status_code=200,
+        raises=[book.Conflict],
         opt={"permission": "invoices:manage", "body": PauseIn},
         summary="Stop the flow",
     )
@@ -98,12 +102,15 @@ class InvoiceController(Controller):
         tenant: NamedDependency[TenantScope],
         invoice_id: FromPath[UUID],
         data: JSONBody[PauseIn],
-    ) -> dict[str, Any]:
-        return await book.change_state(tenant, invoice_id, "pause", data.reason, data.until)
+    ) -> InvoiceDetail:
+        return _detail(
+            await book.change_state(tenant, invoice_id, "pause", data.reason, data.until)
+        )
 
     @post(
         "/invoices/{invoice_id:uuid}/resume",
         status_code=200,
+        raises=[book.Conflict],
         opt={"permission": "invoices:manage", "body": OptionalReasonIn},
         summary="Restart the flow",
     )
@@ -112,12 +119,14 @@ class InvoiceController(Controller):
         tenant: NamedDependency[TenantScope],
         invoice_id: FromPath[UUID],
         data: JSONBody[OptionalReasonIn | None] = None,
-    ) -> dict[str, Any]:
-        return await book.change_state(tenant, invoice_id, "resume", (data and data.reason) or "")
+    ) -> InvoiceDetail:
+        reason = (data and data.reason) or ""
+        return _detail(await book.change_state(tenant, invoice_id, "resume", reason))
 
     @post(
         "/invoices/{invoice_id:uuid}/dispute",
         status_code=200,
+        raises=[book.Conflict],
         opt={"permission": "invoices:manage", "body": ReasonIn},
         summary="Dispute: no contacts and no escalation",
     )
@@ -126,12 +135,13 @@ class InvoiceController(Controller):
         tenant: NamedDependency[TenantScope],
         invoice_id: FromPath[UUID],
         data: JSONBody[ReasonIn],
-    ) -> dict[str, Any]:
-        return await book.change_state(tenant, invoice_id, "dispute", data.reason)
+    ) -> InvoiceDetail:
+        return _detail(await book.change_state(tenant, invoice_id, "dispute", data.reason))
 
     @post(
         "/invoices/{invoice_id:uuid}/resolve",
         status_code=200,
+        raises=[book.Conflict],
         opt={"permission": "invoices:manage", "body": OptionalReasonIn},
         summary="Resolve a dispute",
     )
@@ -140,8 +150,9 @@ class InvoiceController(Controller):
         tenant: NamedDependency[TenantScope],
         invoice_id: FromPath[UUID],
         data: JSONBody[OptionalReasonIn | None] = None,
-    ) -> dict[str, Any]:
-        return await book.change_state(tenant, invoice_id, "resolve", (data and data.reason) or "")
+    ) -> InvoiceDetail:
+        reason = (data and data.reason) or ""
+        return _detail(await book.change_state(tenant, invoice_id, "resolve", reason))
 
     @post(
         "/payments/batch",
@@ -163,12 +174,14 @@ class InvoiceController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
         unmatched: FromQuery[bool | None] = None,
-    ) -> dict[str, Any]:
-        return await book.list_payments(tenant, unmatched=unmatched, limit=limit, cursor=cursor)
+    ) -> Page[Payment]:
+        listed = await book.list_payments(tenant, unmatched=unmatched, limit=limit, cursor=cursor)
+        return msgspec.convert(listed, Page[Payment])
 
     @post(
         "/payments/{payment_id:uuid}/match",
         status_code=200,
+        raises=[book.Conflict],
         opt={"permission": "payments:match", "body": MatchIn},
         summary="Match a payment by hand",
     )
@@ -177,5 +190,9 @@ class InvoiceController(Controller):
         tenant: NamedDependency[TenantScope],
         payment_id: FromPath[UUID],
         data: JSONBody[MatchIn],
-    ) -> dict[str, Any]:
-        return await book.match_payment(tenant, payment_id, data.invoice_id)
+    ) -> InvoiceDetail:
+        return _detail(await book.match_payment(tenant, payment_id, data.invoice_id))
+
+
+def _detail(invoice: dict[str, object]) -> InvoiceDetail:
+    return msgspec.convert(invoice, InvoiceDetail)

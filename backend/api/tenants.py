@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -14,13 +14,33 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
 from backend.api.deps import Cursor, Limit
+from backend.api.page import Page
+from backend.api.tenant_schemas import (
+    SLUG_PATTERN,
+    ApiKey,
+    AuditEntry,
+    Country,
+    CreatedApiKey,
+    CurrencyCode,
+    InvitedUser,
+    OnboardedTenant,
+    Scope,
+    Slug,
+    Tenant,
+    TenantRole,
+    TenantStatus,
+    User,
+)
 from backend.validation import SINGLE_LINE, FieldError, InvalidInput
 from tenants import audit, onboarding
 from tenants.access import SCOPES, Principal
 from tenants.codes import COUNTRIES, CURRENCIES
 from tenants.pagination import decode_cursor, keyset_page
 from tenants.scope import TenantScope
-from tenants.tables import ApiKey, AuditEntry, Tenant, User
+from tenants.tables import ApiKey as ApiKeyRow
+from tenants.tables import AuditEntry as AuditRow
+from tenants.tables import Tenant as TenantRow
+from tenants.tables import User as UserRow
 
 Email = Annotated[
     str,
@@ -31,36 +51,30 @@ Email = Annotated[
     ),
 ]
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=SINGLE_LINE)]
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SLUG = re.compile(SLUG_PATTERN)
 
 
 class TenantIn(Struct, forbid_unknown_fields=True):
     name: Name
-    slug: Annotated[str, Meta(min_length=1, max_length=64)]
-    country: Annotated[str, Meta(min_length=2, max_length=2)]
-    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    slug: Slug
+    country: Country
+    currency: CurrencyCode
     admin_email: Email
 
 
 class TenantPatch(Struct, forbid_unknown_fields=True):
-    status: Literal["active", "suspended"] | None = None
+    status: TenantStatus | None = None
     name: Name | None = None
 
 
 class ApiKeyIn(Struct, forbid_unknown_fields=True):
     name: Name
-    scopes: Annotated[list[str], Meta(min_length=1, max_length=len(SCOPES))]
+    scopes: Annotated[list[Scope], Meta(min_length=1, max_length=len(SCOPES))]
 
 
 class UserIn(Struct, forbid_unknown_fields=True):
     email: Email
-    role: Literal["tenant_admin", "tenant_member"]
-
-
-def _tenant_out(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: row[k] for k in ("id", "slug", "name", "country", "currency", "status", "created_at")
-    }
+    role: TenantRole
 
 
 class TenantController(Controller):
@@ -74,11 +88,12 @@ class TenantController(Controller):
             "body": TenantIn,
             "secrets": ("api_key", "admin.password"),
         },
+        raises=[onboarding.ConflictError],
         summary="Onboard a client",
     )
     async def onboard(
         self, data: JSONBody[TenantIn], principal: NamedDependency[Principal]
-    ) -> dict[str, Any]:
+    ) -> OnboardedTenant:
         errors = []
         if not SLUG.match(data.slug):
             errors.append(FieldError("slug", "lowercase letters, digits and inner hyphens only"))
@@ -88,7 +103,7 @@ class TenantController(Controller):
             errors.append(FieldError("currency", f"unknown currency {data.currency!r}"))
         if errors:
             raise InvalidInput(errors)
-        return await onboarding.onboard(
+        onboarded = await onboarding.onboard(
             name=data.name,
             slug=data.slug,
             country=data.country,
@@ -96,26 +111,27 @@ class TenantController(Controller):
             admin_email=data.admin_email.lower(),
             actor=principal,
         )
+        return msgspec.convert(onboarded, OnboardedTenant)
 
     @get("/", opt={"permission": "tenants:read"}, summary="List tenants the caller can see")
     async def list_tenants(
         self, principal: NamedDependency[Principal], limit: Limit = 50, cursor: Cursor = None
-    ) -> dict[str, Any]:
-        query = Tenant.select().order_by(Tenant.slug)
+    ) -> Page[Tenant]:
+        query = TenantRow.select().order_by(TenantRow.slug)
         if principal.tenant_id is not None:
-            query = query.where(Tenant.id == principal.tenant_id)
+            query = query.where(TenantRow.id == principal.tenant_id)
         if cursor is not None:
             (after,) = decode_cursor(cursor, 1)
-            query = query.where(Tenant.slug > after)
+            query = query.where(TenantRow.slug > after)
         rows, next_cursor = await keyset_page(query, limit, lambda r: (r["slug"],))
-        return {"items": [_tenant_out(r) for r in rows], "next_cursor": next_cursor}
+        return Page(msgspec.convert(rows, list[Tenant]), next_cursor)
 
     @get("/{tenant_id:uuid}", opt={"permission": "tenants:read"})
-    async def get_tenant(self, tenant_id: FromPath[UUID]) -> dict[str, Any]:
-        row = await Tenant.select().where(Tenant.id == tenant_id).first()
+    async def get_tenant(self, tenant_id: FromPath[UUID]) -> Tenant:
+        row = await TenantRow.select().where(TenantRow.id == tenant_id).first()
         if row is None:
             raise NotFoundException("tenant not found")
-        return _tenant_out(row)
+        return msgspec.convert(row, Tenant)
 
     @patch(
         "/{tenant_id:uuid}",
@@ -127,7 +143,7 @@ class TenantController(Controller):
         tenant_id: FromPath[UUID],
         data: JSONBody[TenantPatch],
         principal: NamedDependency[Principal],
-    ) -> dict[str, Any]:
+    ) -> Tenant:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         await onboarding.change(tenant_id, changes, principal)
         return await self.get_tenant.fn(self, tenant_id)
@@ -152,33 +168,27 @@ class TenantController(Controller):
         tenant: NamedDependency[TenantScope],
         data: JSONBody[ApiKeyIn],
         principal: NamedDependency[Principal],
-    ) -> dict[str, Any]:
-        bad = [
-            FieldError(f"scopes[{i}]", f"unknown scope {s!r}")
-            for i, s in enumerate(data.scopes)
-            if s not in SCOPES
-        ]
-        if bad:
-            raise InvalidInput(bad)
-        return await onboarding.create_api_key(
+    ) -> CreatedApiKey:
+        created = await onboarding.create_api_key(
             tenant.tenant_id, data.name, sorted(set(data.scopes)), principal
         )
+        return msgspec.convert(created, CreatedApiKey)
 
     @get("/{tenant_id:uuid}/api-keys", opt={"permission": "keys:manage"})
-    async def list_keys(self, tenant: NamedDependency[TenantScope]) -> dict[str, Any]:
+    async def list_keys(self, tenant: NamedDependency[TenantScope]) -> Page[ApiKey]:
         rows = await tenant.select(
-            ApiKey,
-            ApiKey.id,
-            ApiKey.name,
-            ApiKey.prefix,
-            ApiKey.scopes,
-            ApiKey.created_at,
-            ApiKey.revoked_at,
-            ApiKey.last_used_at,
-        ).order_by(ApiKey.created_at)
+            ApiKeyRow,
+            ApiKeyRow.id,
+            ApiKeyRow.name,
+            ApiKeyRow.prefix,
+            ApiKeyRow.scopes,
+            ApiKeyRow.created_at,
+            ApiKeyRow.revoked_at,
+            ApiKeyRow.last_used_at,
+        ).order_by(ApiKeyRow.created_at)
         for row in rows:
             row["scopes"] = row["scopes"].split(",")
-        return {"items": rows, "next_cursor": None}
+        return Page(msgspec.convert(rows, list[ApiKey]), None)
 
     @delete(
         "/{tenant_id:uuid}/api-keys/{key_id:uuid}",
@@ -196,6 +206,7 @@ class TenantController(Controller):
     @post(
         "/{tenant_id:uuid}/users",
         opt={"permission": "users:manage", "body": UserIn, "secrets": ("password",)},
+        raises=[onboarding.ConflictError],
         summary="Invite a user of the tenant (password shown once)",
     )
     async def invite(
@@ -203,23 +214,32 @@ class TenantController(Controller):
         tenant: NamedDependency[TenantScope],
         data: JSONBody[UserIn],
         principal: NamedDependency[Principal],
-    ) -> dict[str, Any]:
-        return await onboarding.invite_user(
+    ) -> InvitedUser:
+        invited = await onboarding.invite_user(
             tenant.tenant_id, data.email.lower(), data.role, principal
         )
+        return msgspec.convert(invited, InvitedUser)
 
     @get("/{tenant_id:uuid}/users", opt={"permission": "users:manage"})
-    async def list_users(self, tenant: NamedDependency[TenantScope]) -> dict[str, Any]:
+    async def list_users(self, tenant: NamedDependency[TenantScope]) -> Page[User]:
         rows = await tenant.select(
-            User, User.id, User.email, User.role, User.active, User.created_at, User.last_login_at
-        ).order_by(User.email)
-        return {"items": rows, "next_cursor": None}
+            UserRow,
+            UserRow.id,
+            UserRow.email,
+            UserRow.role,
+            UserRow.active,
+            UserRow.created_at,
+            UserRow.last_login_at,
+        ).order_by(UserRow.email)
+        return Page(msgspec.convert(rows, list[User]), None)
 
     @get("/{tenant_id:uuid}/audit", opt={"permission": "read"}, summary="Who changed what, when")
     async def tenant_audit(
         self, tenant: NamedDependency[TenantScope], limit: Limit = 50, cursor: Cursor = None
-    ) -> dict[str, Any]:
-        return await audit.page(tenant.select(AuditEntry), limit, cursor)
+    ) -> Page[AuditEntry]:
+        return msgspec.convert(
+            await audit.page(tenant.select(AuditRow), limit, cursor), Page[AuditEntry]
+        )
 
 
 class AgencyAuditController(Controller):
@@ -227,5 +247,7 @@ class AgencyAuditController(Controller):
     tags = ["audit"]
 
     @get("/", opt={"permission": "tenants:manage"}, summary="Agency-level audit log")
-    async def agency_audit(self, limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
-        return await audit.page(audit.agency_entries(), limit, cursor)
+    async def agency_audit(self, limit: Limit = 50, cursor: Cursor = None) -> Page[AuditEntry]:
+        return msgspec.convert(
+            await audit.page(audit.agency_entries(), limit, cursor), Page[AuditEntry]
+        )
