@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from simulator.fit import Fit, recorded_contacts, static_codes
-from simulator.history import NOT_SETTLED, History, day_date
+from simulator.history import History, day_date
+from simulator.logging_policy import LAST_DAY, LoggingPolicy, from_history, stratum_of
 from simulator.model import CHANNELS, N_WINDOWS
 from simulator.policy import Policy, assign
-from simulator.replay import Paths, Rows, first_day, policy_schedule, run, run_observed_banded
+from simulator.replay import Paths, Rows, first_day, policy_fees, policy_schedule, run
 from simulator.rules import SWEDEN, Rules, reference_rate_bp
 
 ACTUAL = "actual"
@@ -24,6 +25,9 @@ RECOVERY_DAYS = (0, 30, 60, 90, 120, 180)
 CASH_FROM = -30
 # What a contact costs, minor units (SEK öre); override with `channel_costs`.
 DEFAULT_CHANNEL_COSTS = {"email": 50, "sms": 100, "letter": 1_200, "phone": 6_000}
+# Drawn schedules per group of like invoices when replaying the history's own routine:
+# more makes `actual` smoother and slower (each is a row of the replay).
+SCHEDULES_PER_GROUP = 4
 
 
 @dataclass
@@ -67,19 +71,34 @@ def _group(
     history: History,
     fit: Fit,
     idx: np.ndarray,
-    policy: Policy | None,
+    policy: Policy | LoggingPolicy | None,
     class_draws: np.ndarray | None,
+    seed: int = 0,
+    amount_sq: bool = False,
 ) -> Rows:
     """Invoices under one policy collapse to one row per (static code, first day at risk).
 
     With `class_draws` (draws × debtors: a class per debtor per draw; draw 0 unused) every
     parameter draw also re-draws which debtors struggle, so the interval covers not knowing
     each debtor's class as well as not knowing the parameters.
+
+    Under the history's own routine (a `LoggingPolicy`) the schedule is random: invoices
+    also split by due month (the routine's stratum), and each group is replayed under
+    `SCHEDULES_PER_GROUP` drawn schedules, each carrying an equal share of the group. The
+    classes, amounts and first days are exactly those a policy gets, so the routine and any
+    policy agree to rounding on every day before either makes a contact.
     """
     codes = static_codes(history)[idx]
     start = first_day(history.issue[idx], history.due[idx])
     key = codes * 1000 + (start + 500)
+    logged = isinstance(policy, LoggingPolicy)
+    if logged:
+        month = policy.month_index(history.due[idx])  # type: ignore[union-attr]
+        key = key * 1000 + month
     unique, inverse = np.unique(key, return_inverse=True)
+    if logged:
+        group_month = unique % 1000
+        unique = unique // 1000
     weights = fit.debtor_posterior[history.debtor[idx]]
     classes = weights.shape[1]
     draws = 1 if class_draws is None else len(class_draws)
@@ -103,12 +122,43 @@ def _group(
     first = np.zeros(len(unique), dtype=np.int64)
     first[inverse] = np.arange(len(idx))
     rep = idx[first]
-    schedule = policy_schedule(
-        policy, len(unique), history.fee_agreed[rep], history.disputed[rep], ~history.b2c[rep]
+    static, row_start = unique // 1000, unique % 1000 - 500
+    square = (
+        np.bincount(inverse, weights=history.amount[idx].astype(np.float64) ** 2)
+        if amount_sq
+        else None
     )
+    if not logged:
+        assert not isinstance(policy, LoggingPolicy)
+        schedule = policy_schedule(
+            policy, len(unique), history.fee_agreed[rep], history.disputed[rep], ~history.b2c[rep]
+        )
+        fees = policy_fees(policy, schedule)
+        if class_draws is None:
+            return Rows(static, row_start, amount[0], count[0], schedule, fees, square)
+        return Rows(static, row_start, amount, count, schedule, fees, square)
+    assert isinstance(policy, LoggingPolicy)
+    copies = SCHEDULES_PER_GROUP
+    rows = np.repeat(np.arange(len(unique)), copies)
+    rng = np.random.default_rng(seed + 7)
+    # stratified uniforms for the first contact: the copies of a group spread evenly over it
+    u_first = (np.tile(np.arange(copies), len(unique)) + rng.random(len(rows))) / copies
+    schedule = policy.draw(
+        group_month[rows],
+        stratum_of(history.b2c[rep], history.fee_agreed[rep], history.disputed[rep])[rows],
+        row_start[rows],
+        LAST_DAY,
+        rng,
+        u_first,
+    )
+    fees = policy.fees(schedule)
+    share = 1.0 / copies
+    amounts = amount[:, rows] * share
+    counts = count[:, rows] * share
+    squares = square[rows] * share if square is not None else None
     if class_draws is None:
-        return Rows(unique // 1000, unique % 1000 - 500, amount[0], count[0], schedule)
-    return Rows(unique // 1000, unique % 1000 - 500, amount, count, schedule)
+        return Rows(static[rows], row_start[rows], amounts[0], counts[0], schedule, fees, squares)
+    return Rows(static[rows], row_start[rows], amounts, counts, schedule, fees, squares)
 
 
 def draw_classes(fit: Fit, draws: int, seed: int) -> np.ndarray:
@@ -132,25 +182,9 @@ def _measure(
     paths: Paths, rows: Rows, policy: Policy | None, horizon: int, options: Options, rate_bp: int
 ) -> _Outcome:
     draws = paths.settled_amount.shape[0]
-    contacts = {c: np.zeros(draws) for c in CHANNELS}
-    fee_income = np.zeros(draws)
-    end = paths.unpaid_rows_at[
-        horizon + 1
-    ]  # draws × rows, expected unpaid counts after the horizon
-    if policy is not None:
-        for step in policy.steps:
-            if step.day > horizon:
-                continue
-            unpaid = paths.unpaid_rows_at[step.day]
-            mask = np.zeros(len(rows.static), dtype=bool)
-            mask[np.unique(rows.contacts.invoice)] = True
-            contacts[step.channel] += (unpaid * mask).sum(axis=1)
-            if step.fee:
-                charged = np.zeros(len(rows.static), dtype=bool)
-                on_day = rows.contacts.day == step.day
-                charged[rows.contacts.invoice[on_day & rows.contacts.fee]] = True
-                fee_income += step.fee * ((unpaid - end) * charged).sum(axis=1)
-    total = rows.amount.sum()
+    assert paths.contacts_made is not None and paths.fee_income is not None
+    contacts = {c: paths.contacts_made[:, i] for i, c in enumerate(CHANNELS)}
+    total = rows.amount.sum() / (draws if rows.amount.ndim == 3 else 1)
     escalation_count = np.zeros(draws)
     escalation_amount = np.zeros(draws)
     if (
@@ -170,7 +204,7 @@ def _measure(
         contacts,
         escalation_count,
         escalation_amount,
-        fee_income,
+        paths.fee_income,
         interest,
         np.asarray(cost),
     )
@@ -193,47 +227,17 @@ def _simulate_candidate(
     params: np.ndarray,
     options: Options,
     class_draws: np.ndarray | None = None,
+    logging: LoggingPolicy | None = None,
 ) -> tuple[_Outcome, float]:
     idx = cohort.invoices
     as_of = day_date(history.as_of).isoformat()
     total = float(history.amount[idx].sum())
     if candidate == ACTUAL:
-        made = recorded_contacts(history, idx)
-        weights = fit.weights_without_own(history.debtor[idx], idx)
-        rows = Rows(
-            static_codes(history)[idx],
-            first_day(history.issue[idx], history.due[idx]),
-            weights * history.amount[idx][:, None],
-            weights,
-            made,
-        )
-        due = history.due[idx].astype(np.int64)
-        observed_to = history.as_of - due
-        settled_rel = history.settled[idx].astype(np.int64) - due
-        paid = (history.settled[idx] != NOT_SETTLED) & (settled_rel <= observed_to)
-        settled = run_observed_banded(
-            params,
-            fit.layout,
-            rows,
-            options.horizon,
-            np.where(paid, settled_rel, observed_to),
-            ~paid,
-            options.seed,
-        )
-        within = made.day <= options.horizon
-        contacts = {
-            name: np.full(len(params), float(((made.channel == c) & within).sum()))
-            for c, name in enumerate(CHANNELS)
-        }
-        zero = np.zeros(len(params))
-        cost = np.asarray(sum(contacts[c] * options.channel_costs.get(c, 0) for c in CHANNELS))
-        # fees charged on invoices that were then paid within the horizon (as for policies)
-        paid_in_time = (history.settled.astype(np.int64) - history.due) <= options.horizon
-        counted = np.isin(history.act_invoice, idx) & paid_in_time[history.act_invoice]
-        fees = float(history.act_fee[counted].sum())
-        return _Outcome(
-            settled, contacts, zero, zero, np.full(len(params), fees), zero, cost
-        ), total
+        # the history's own routine, estimated and replayed like any policy
+        routine = logging if logging is not None else from_history(history)
+        rows = _group(history, fit, idx, routine, class_draws, options.seed)
+        paths = run(params, fit.layout, rows, options.horizon)
+        return _measure(paths, rows, None, options.horizon, options, 0), total
     assert not isinstance(candidate, str)
     chosen = assign(candidate, np.where(history.b2c[idx], "b2c", "b2b"), history.amount[idx])
     parts: list[_Outcome] = []
@@ -293,14 +297,21 @@ def forecast(
     candidates: dict[str, list[Policy] | str],
     cohort: Cohort | None = None,
     options: Options | None = None,
+    logging: LoggingPolicy | None = None,
 ) -> dict[str, Any]:
-    """The forecast JSON of formats §3 for these candidates (name → policies or "actual")."""
+    """The forecast JSON of formats §3 for these candidates (name → policies or "actual").
+
+    "actual" is the history's own routine (`logging`, estimated from the history when not
+    given) replayed by g-computation like any policy.
+    """
     options = options or Options()
     cohort = cohort or default_cohort(history)
     if not len(cohort.invoices):
         raise ValueError("the cohort holds no invoices")
     params = fit.draws(max(options.draws, 2), options.seed)
     class_draws = draw_classes(fit, len(params), options.seed) if fit.layout.classes > 1 else None
+    if logging is None and ACTUAL in candidates.values():
+        logging = from_history(history)
     days = np.arange(-60, options.horizon + 1)
     recovery_days = [d for d in RECOVERY_DAYS if d <= options.horizon]
     results: dict[str, Any] = {}
@@ -308,7 +319,7 @@ def forecast(
     dbt: dict[str, np.ndarray] = {}
     for name, candidate in candidates.items():
         outcome, total = _simulate_candidate(
-            history, fit, cohort, candidate, params, options, class_draws
+            history, fit, cohort, candidate, params, options, class_draws, logging
         )
         share = outcome.settled / total  # draws × days
         shares[name] = share

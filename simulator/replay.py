@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.exposure import Contacts, ContactState
-from simulator.model import FIRST_DAY, Layout, static_design, time_design
+from simulator.model import CHANNELS, FIRST_DAY, Layout, static_design, time_design
 from simulator.policy import Policy
 
 
@@ -28,6 +28,11 @@ class Rows:
     amount: np.ndarray
     count: np.ndarray
     contacts: Contacts  # the schedule, `invoice` indexing rows
+    # Fee in minor units charged with each contact of the schedule (for fee income); None
+    # when no fee income is asked for.
+    contact_fee: np.ndarray | None = None
+    # Σ amount² of each row's invoices: the outcome noise of a finite cohort (backtests).
+    amount_sq: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,12 @@ class Paths:
     # From `run_observed` with `observed_until`: the expected settled share by each day
     # among the rows observed through it.
     observed_share: np.ndarray | None = None
+    # From `run`: expected contacts sent within the horizon (draws × channels), fees charged
+    # on invoices then paid within the horizon (draws), and, with `Rows.amount_sq`, the
+    # variance of the settled amount by day that the cohort's own chance adds (days).
+    contacts_made: np.ndarray | None = None
+    fee_income: np.ndarray | None = None
+    outcome_var: np.ndarray | None = None
 
 
 def linear_parts(params: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,11 +99,33 @@ def run(
     unpaid_count_at: dict[int, np.ndarray] = {}
     unpaid_rows_at: dict[int, np.ndarray] = {}
     watch = set(watch_days)
+    # Contacts are counted the morning they are sent, weighted by the chance the invoice is
+    # still unpaid then; those sent before the first modelled day count on that day.
+    c = rows.contacts
+    within = c.day <= horizon
+    sent_day = np.maximum(c.day[within], FIRST_DAY)
+    order = np.argsort(sent_day, kind="stable")
+    sent_row, sent_day = c.invoice[within][order], sent_day[order]
+    sent_channel = c.channel[within][order]
+    sent_fee = (
+        rows.contact_fee[within][order] if rows.contact_fee is not None else np.zeros(len(sent_row))
+    )
+    bounds = [*np.searchsorted(sent_day, days, side="left").tolist(), len(sent_day)]
+    contacts_made = np.zeros((draws, len(CHANNELS)))
+    fee_charged = np.zeros(draws)  # Σ fee × unpaid count when it was charged
+    noise = rows.amount_sq is not None
+    outcome_var = np.zeros(len(days))
     for i, t in enumerate(days.tolist()):
         at_risk = rows.start <= t
         if t in watch:
             unpaid_rows_at[t] = (survival * count).sum(axis=2)
             unpaid_count_at[t] = unpaid_rows_at[t].sum(axis=1)
+        lo, hi = bounds[i], bounds[i + 1]
+        if hi > lo:
+            on_day = sent_row[lo:hi]
+            unpaid = (survival[:, on_day] * count[:, on_day]).sum(axis=2)
+            contacts_made += unpaid @ np.eye(len(CHANNELS))[sent_channel[lo:hi]]
+            fee_charged += unpaid @ sent_fee[lo:hi]
         if at_risk.all():
             codes = state.codes(row_index, np.full(n, t))
             survival /= 1.0 + np.exp(base + time_eta[:, codes][:, :, None])  # × (1 − σ(η))
@@ -100,10 +133,28 @@ def run(
             codes = state.codes(row_index[at_risk], np.full(int(at_risk.sum()), t))
             survival[:, at_risk] /= 1.0 + np.exp(base[:, at_risk] + time_eta[:, codes][:, :, None])
         settled[:, i] = total_amount - np.einsum("drk,drk->d", survival, amount)
+        if noise:
+            paid = 1.0 - (survival[0] * count[0]).sum(axis=1) / np.maximum(
+                count[0].sum(axis=1), 1e-300
+            )
+            outcome_var[i] = rows.amount_sq @ (paid * (1.0 - paid))
     for t in sorted(day for day in watch if day > horizon):  # "the morning after the horizon"
         unpaid_rows_at[t] = (survival * count).sum(axis=2)
         unpaid_count_at[t] = unpaid_rows_at[t].sum(axis=1)
-    return Paths(days, settled, unpaid_count_at, unpaid_rows_at)
+    # a fee is income only when the invoice is then paid within the horizon
+    charged = sent_fee > 0
+    fee_rows = sent_row[charged]
+    still_unpaid = (survival[:, fee_rows] * count[:, fee_rows]).sum(axis=2)
+    fee_income = fee_charged - still_unpaid @ sent_fee[charged]
+    return Paths(
+        days,
+        settled,
+        unpaid_count_at,
+        unpaid_rows_at,
+        contacts_made=contacts_made,
+        fee_income=fee_income,
+        outcome_var=outcome_var if noise else None,
+    )
 
 
 def policy_schedule(
@@ -112,8 +163,6 @@ def policy_schedule(
     """The contacts a policy makes for n rows (all unpaid), given each row's flags."""
     if policy is None or not policy.steps:
         return Contacts.empty()
-    from simulator.model import CHANNELS
-
     invoice, day, channel, notice, fee = [], [], [], [], []
     open_rows = np.flatnonzero(~disputed)  # a disputed invoice gets no contacts
     compensation_given = False
@@ -137,6 +186,19 @@ def policy_schedule(
         np.concatenate(notice),
         np.concatenate(fee),
     )
+
+
+def policy_fees(policy: Policy | None, contacts: Contacts) -> np.ndarray:
+    """Fee in minor units charged with each contact of `policy_schedule(policy, ...)`.
+
+    The schedule lists the steps in order, each for the same rows, so the k-th block of
+    contacts belongs to step k.
+    """
+    if policy is None or not policy.steps or not len(contacts.day):
+        return np.zeros(len(contacts.day))
+    per_step = len(contacts.day) // len(policy.steps)
+    fee = np.repeat([float(step.fee) for step in policy.steps], per_step)
+    return np.where(contacts.fee, fee, 0.0)
 
 
 def first_day(issue: np.ndarray, due: np.ndarray) -> np.ndarray:
