@@ -15,34 +15,32 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
-from piccolo.engine.postgres import PostgresEngine
 
+from backend import database
 from backend.api.auth import AuthController
 from backend.api.book import InvoiceController
 from backend.api.deps import provide_principal, provide_scope
-from backend.api.ops import Health
-from backend.api.statuses import DocumentedStatuses
 from backend.api.tenants import AgencyAuditController, TenantController
-from backend.api_docs import render_plugins, static_files
 from backend.errors import EXCEPTION_HANDLERS, check_body
 from backend.idempotency import IdempotencyMiddleware
-from backend.queue import run_periodic_in_process
-from backend.settings import Settings
+from backend.queue import drain, run_periodic_in_process
+from backend.settings import Settings, get_settings
 from tenants.access import authorize
 from tenants.auth import BearerAuthMiddleware
 from tenants.tables import Tenant
 
-# Connections per API process; `kravlab serve` runs KRAVLAB_WORKERS processes.
-DB_POOL_SIZE = 10
+# Seconds in-process background jobs get to finish at shutdown, before the pool closes.
+JOB_DRAIN_SECONDS = 2.0
 
 
 @get("/health", opt={"public": True}, tags=["ops"], summary="Liveness and database check")
-async def health() -> Health:
+async def health() -> dict[str, str]:
     await Tenant.count()
-    return Health("ok")
+    return {"status": "ok"}
 
 
 def _rate_key(request: Request[Any, Any, Any]) -> str:
@@ -63,7 +61,8 @@ def _stores(settings: Settings) -> StoreRegistry:
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or Settings.from_env()
+    settings = settings or get_settings()
+    engine = database.bind(settings)  # this app's database, decided here and not at import
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.log_level.upper()]
@@ -78,18 +77,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
     periodic: list[asyncio.Task[None]] = []
 
     async def start() -> None:
-        db = Tenant._meta.db
-        if isinstance(db, PostgresEngine):
-            await db.start_connection_pool(min_size=1, max_size=DB_POOL_SIZE)
-        if not settings.redis_url and settings.env != "test":
-            periodic.append(asyncio.create_task(run_periodic_in_process()))
+        await database.open_pool(engine, settings)
+        if not settings.redis_url:  # else `kravlab worker` runs the periodic jobs
+            periodic.append(asyncio.create_task(run_periodic_in_process(settings)))
 
     async def stop() -> None:
+        # uvicorn has let in-flight requests finish (or cut them at its graceful timeout);
+        # now the jobs stop and the pool closes, each with a bound, so shutdown cannot hang.
         for task in periodic:
             task.cancel()
-        db = Tenant._meta.db
-        if isinstance(db, PostgresEngine):
-            await db.close_connection_pool()
+        await asyncio.gather(*periodic, return_exceptions=True)
+        await drain(JOB_DRAIN_SECONDS)
+        await database.close_pool(engine)
 
     return Litestar(
         route_handlers=[
@@ -98,7 +97,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TenantController,
             AgencyAuditController,
             InvoiceController,
-            static_files(),
         ],
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
@@ -120,7 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 settings.max_body_bytes,
             ),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **database.EXCEPTION_HANDLERS},
         request_max_body_size=settings.max_body_bytes,
         stores=_stores(settings),
         response_cache_config=ResponseCacheConfig(),
@@ -129,7 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1",
             description="Multi-tenant dunning and collection API with credit-policy simulation.",
             path="/schema",
-            render_plugins=render_plugins(),
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
@@ -141,7 +139,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             security=[{"bearer": []}],
         ),
-        plugins=[DocumentedStatuses()],
         on_startup=[start],
         on_shutdown=[stop],
         state=State({"settings": settings}),

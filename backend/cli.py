@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.text import Text
 
-from backend.settings import Settings, SettingsError
+from backend.settings import Settings, SettingsError, get_settings
+
+# SIGTERM: uvicorn lets in-flight requests finish for this long, then the app's shutdown
+# closes its jobs and connections with bounds of their own (backend.app), so `kravlab serve`
+# exits within 10 seconds.
+GRACEFUL_SHUTDOWN_SECONDS = 6
 
 # Markup off: emails, settings values and error details may hold square brackets.
 console = Console(markup=False, highlight=False)
@@ -34,6 +39,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int | None = None)
         access_log=True,
         log_level=settings.log_level,
         proxy_headers=True,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 
@@ -98,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return simulator_cli.run(args)
     try:
-        settings = Settings.from_env()
+        settings = get_settings()
     except SettingsError as exc:
         _error("configuration error: ", str(exc))
         return 2

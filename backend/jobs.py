@@ -1,18 +1,32 @@
 """Background job functions: importable, top-level, taking ids, and idempotent.
 
-RQ workers import them by name; with no REDIS_URL the in-process executor (`backend.queue`)
-calls the same functions, so both paths run the same code.
+Each job is an async core (`..._now`) and a synchronous entry point of the job's name for
+RQ, which imports it by name in the worker process and runs the core on a loop of its own.
+The in-process mode (no REDIS_URL) awaits the core on the server's own event loop instead:
+running it in a thread with `asyncio.run` would borrow pooled connections owned by the
+server's loop, which is how an hourly purge used to leak one connection per run.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import structlog
+
+from backend.database import current, pool_in_use
 from backend.idempotency import purge_expired
-from backend.settings import Settings
+from backend.settings import Settings, get_settings
+
+log = structlog.get_logger("kravlab.jobs")
+
+
+async def purge_idempotency_keys_now(settings: Settings) -> int:
+    """Delete Idempotency-Key records past their keep time; returns how many went."""
+    purged = await purge_expired(settings.idempotency_ttl_hours)
+    log.info("purged idempotency records", purged=purged, pool_in_use=pool_in_use(current()))
+    return purged
 
 
 def purge_idempotency_keys() -> int:
-    """Delete Idempotency-Key records past their keep time; returns how many went."""
-    settings = Settings.from_env()
-    return asyncio.run(purge_expired(settings.idempotency_ttl_hours))
+    """RQ's entry point of `purge_idempotency_keys_now`."""
+    return asyncio.run(purge_idempotency_keys_now(get_settings()))

@@ -1,36 +1,68 @@
 """Where background jobs run: RQ on Redis when REDIS_URL is set, else in this process.
 
-The same job functions (`backend.jobs`) run either way. Periodic jobs are listed once here;
-`kravlab worker` schedules them with RQ's scheduler, the embedded mode with an asyncio task.
+The same job code (`backend.jobs`) runs either way: RQ imports a job's synchronous entry
+point by name; the embedded mode awaits its async core as a task of the server's own event
+loop (never a thread with a loop of its own, which cannot share the server's pool).
+Periodic jobs are listed once here; `kravlab worker` schedules them with RQ's scheduler,
+the embedded mode with one asyncio task each, started and cancelled with the app.
+
+With Redis configured but down, `enqueue` raises `QueueUnavailable`, a 503 the client can
+retry: work is refused, never accepted and dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+import structlog
+from litestar.exceptions import ServiceUnavailableException
+
 from backend import jobs
-from backend.settings import Settings
+from backend.settings import Settings, get_settings
 
 QUEUE_NAME = "kravlab"
-# (job function, interval): run every interval by whichever runner is in charge.
-PERIODIC: list[tuple[Callable[[], Any], timedelta]] = [
-    (jobs.purge_idempotency_keys, timedelta(hours=1)),
+
+log = structlog.get_logger("kravlab.queue")
+
+
+class QueueUnavailable(ServiceUnavailableException):
+    """Redis is configured but cannot take the job; nothing was queued."""
+
+
+@dataclass(frozen=True)
+class Periodic:
+    run: Callable[[], Any]  # RQ's entry point: top-level, importable, synchronous
+    core: Callable[[Settings], Coroutine[Any, Any, Any]]  # awaited on the server's loop in-process
+    interval: Callable[[Settings], float]  # seconds between runs
+
+
+PERIODIC: list[Periodic] = [
+    Periodic(
+        jobs.purge_idempotency_keys,
+        jobs.purge_idempotency_keys_now,
+        lambda settings: settings.purge_interval_seconds,
+    ),
 ]
 
-_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kravlab-job")
+# Each job's entry point and its async core, for in-process runs of `enqueue`.
+CORES: dict[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]] = {
+    periodic.run: periodic.core for periodic in PERIODIC
+}
+
+_running: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
 
 
 def redis_connection(url: str) -> Any:
+    """A client that gives up on a dead Redis in seconds (a request is waiting on it)."""
     from redis import Redis
 
-    return Redis.from_url(url)
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
 
 def rq_queue(settings: Settings) -> Any:
@@ -43,11 +75,43 @@ def rq_queue(settings: Settings) -> Any:
 def enqueue(
     settings: Settings, func: Callable[..., Any], *args: Any, job_id: str | None = None
 ) -> str | None:
-    """Run `func(*args)` in the background; returns the RQ job id (None in-process)."""
+    """Run `func(*args)` in the background; returns the RQ job id (None in-process).
+
+    In-process, the job's async core becomes a task of the running loop, so this must be
+    called from the server's loop (a handler), which is the only caller there is.
+    """
     if settings.redis_url:
-        return rq_queue(settings).enqueue(func, *args, job_id=job_id).id
-    _executor.submit(func, *args)
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        try:
+            return str(rq_queue(settings).enqueue(func, *args, job_id=job_id).id)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("job refused, Redis unavailable", job=func.__name__, error=str(exc))
+            raise QueueUnavailable("the job queue is unavailable, retry shortly") from exc
+    task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(CORES[func](settings, *args))
+    _running.add(task)
+    task.add_done_callback(_finished(func.__name__))
     return None
+
+
+def _finished(name: str) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        _running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background job failed", job=name, exc_info=task.exception())
+
+    return done
+
+
+async def drain(within: float) -> None:
+    """At shutdown: let in-process jobs finish for up to `within` seconds, then cancel."""
+    if not _running:
+        return
+    _, pending = await asyncio.wait(set(_running), timeout=within)
+    for task in pending:
+        log.warning("background job cancelled at shutdown", task=task.get_name())
+        task.cancel()
 
 
 def schedule_periodic(settings: Settings) -> None:
@@ -61,9 +125,10 @@ def schedule_periodic(settings: Settings) -> None:
 
     queue = rq_queue(settings)
     scheduled = ScheduledJobRegistry(queue=queue).get_job_ids()
-    for func, interval in PERIODIC:
+    for periodic in PERIODIC:
+        func = periodic.run
         if not any(job_id.startswith(f"periodic-{func.__name__}-") for job_id in scheduled):
-            _schedule_next(queue, func.__module__, func.__name__, interval.total_seconds())
+            _schedule_next(queue, func.__module__, func.__name__, periodic.interval(settings))
 
 
 def _schedule_next(queue: Any, module: str, name: str, seconds: float) -> None:
@@ -80,24 +145,37 @@ def _schedule_next(queue: Any, module: str, name: str, seconds: float) -> None:
 def _repeating(module: str, name: str, seconds: float) -> Any:
     """Run a periodic job and put its next run on the schedule."""
     func = getattr(importlib.import_module(module), name)
-    _schedule_next(rq_queue(Settings.from_env()), module, name, seconds)
+    _schedule_next(rq_queue(get_settings()), module, name, seconds)
     return func()
 
 
-async def run_periodic_in_process() -> None:
-    """The embedded mode's scheduler: an asyncio task of the API process."""
-    loop = asyncio.get_running_loop()
+async def run_periodic_in_process(settings: Settings) -> None:
+    """The embedded mode's scheduler: one loop per periodic job, on the server's loop.
+
+    A run that fails is logged with its traceback and the next one comes at its time; only
+    cancellation (the app shutting down) ends the loops.
+    """
+    async with asyncio.TaskGroup() as group:
+        for periodic in PERIODIC:
+            group.create_task(_every(periodic, settings))
+
+
+async def _every(periodic: Periodic, settings: Settings) -> None:
+    name = periodic.run.__name__
     while True:
-        for func, _interval in PERIODIC:
-            with contextlib.suppress(Exception):
-                await loop.run_in_executor(_executor, func)
-        await asyncio.sleep(min(i.total_seconds() for _, i in PERIODIC))
+        await asyncio.sleep(periodic.interval(settings))
+        try:
+            await periodic.core(settings)
+        except Exception:
+            log.exception("periodic job failed", job=name)
 
 
 def run_worker(settings: Settings, burst: bool = False) -> None:
+    from redis import Redis
     from rq import Worker
 
-    connection = redis_connection(settings.redis_url or "")
+    # No socket timeout here: the worker blocks on the queue for minutes by design.
+    connection = Redis.from_url(settings.redis_url or "")
     if not burst:
         schedule_periodic(settings)
     Worker([QUEUE_NAME], connection=connection).work(with_scheduler=True, burst=burst)

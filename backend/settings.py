@@ -6,13 +6,16 @@ field names its variable and its default, and every default works on one laptop.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 ENVIRONMENTS = ("development", "demo", "test", "production")
+T = TypeVar("T")
 
 
 class SettingsError(RuntimeError):
@@ -29,34 +32,61 @@ def _int(name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _env(name: str, default: T, *, secret: bool = False) -> T:
+    """A field that names its environment variable, so the docs' lists can be checked."""
+    return field(default=default, metadata={"env": name}, repr=not secret)
+
+
 @dataclass(frozen=True)
 class Settings:
     # KRAVLAB_ENV: development | demo | test | production. Production refuses to start
     # without explicit secrets; the others generate one and keep it under var_dir.
-    env: str = "development"
+    env: str = _env("KRAVLAB_ENV", "development")
     # KRAVLAB_VAR_DIR: where the embedded database and generated secrets live.
-    var_dir: Path = Path("var")
+    var_dir: Path = _env("KRAVLAB_VAR_DIR", Path("var"))  # noqa: RUF009 (a Path is immutable)
     # DATABASE_URL: sqlite:///path/file.sqlite3 or postgresql://user:pass@host:port/db.
-    database_url: str = "sqlite:///var/kravlab.sqlite3"
+    database_url: str = _env("DATABASE_URL", "sqlite:///var/kravlab.sqlite3")
     # REDIS_URL: unset means background jobs run in-process.
-    redis_url: str | None = None
+    redis_url: str | None = _env("REDIS_URL", None)
     # KRAVLAB_SECRET_KEY: signs session tokens.
-    secret_key: str = field(default="", repr=False)
+    secret_key: str = _env("KRAVLAB_SECRET_KEY", "", secret=True)
     # KRAVLAB_TOKEN_TTL_SECONDS: lifetime of a login session token.
-    token_ttl_seconds: int = 8 * 3600
+    token_ttl_seconds: int = _env("KRAVLAB_TOKEN_TTL_SECONDS", 8 * 3600)
     # KRAVLAB_RATE_LIMIT_PER_MINUTE: requests per credential (or per address when anonymous).
-    rate_limit_per_minute: int = 1200
+    rate_limit_per_minute: int = _env("KRAVLAB_RATE_LIMIT_PER_MINUTE", 1200)
+    # KRAVLAB_LOGIN_FAILURES_PER_MINUTE: failed logins per account before 429 (per address:
+    # five times as many, since an office shares one address).
+    login_failures_per_minute: int = _env("KRAVLAB_LOGIN_FAILURES_PER_MINUTE", 10)
     # KRAVLAB_MAX_BODY_BYTES: larger request bodies answer 413.
-    max_body_bytes: int = 16 * 1024 * 1024
+    max_body_bytes: int = _env("KRAVLAB_MAX_BODY_BYTES", 16 * 1024 * 1024)
     # KRAVLAB_IDEMPOTENCY_TTL_HOURS: how long Idempotency-Key answers are kept (>= 24).
-    idempotency_ttl_hours: int = 48
+    idempotency_ttl_hours: int = _env("KRAVLAB_IDEMPOTENCY_TTL_HOURS", 48)
     # KRAVLAB_IDEMPOTENCY_LOCK_SECONDS: an in-flight key older than this is taken over
     # (its request died with its process).
-    idempotency_lock_seconds: int = 300
+    idempotency_lock_seconds: int = _env("KRAVLAB_IDEMPOTENCY_LOCK_SECONDS", 300)
+    # KRAVLAB_PURGE_INTERVAL_SECONDS: how often expired Idempotency-Key records are deleted.
+    purge_interval_seconds: float = _env("KRAVLAB_PURGE_INTERVAL_SECONDS", 3600.0)
+    # KRAVLAB_DB_POOL_SIZE: PostgreSQL connections per API process at most.
+    db_pool_size: int = _env("KRAVLAB_DB_POOL_SIZE", 10)
+    # KRAVLAB_DB_APPLICATION_NAME: how this service's connections show in pg_stat_activity.
+    db_application_name: str = _env("KRAVLAB_DB_APPLICATION_NAME", "kravlab")
     # KRAVLAB_WORKERS: processes started by `kravlab serve`.
-    workers: int = 2
+    workers: int = _env("KRAVLAB_WORKERS", 2)
     # KRAVLAB_LOG_LEVEL: debug, info, warning, error.
-    log_level: str = "info"
+    log_level: str = _env("KRAVLAB_LOG_LEVEL", "info")
 
     @property
     def is_postgres(self) -> bool:
@@ -93,17 +123,45 @@ class Settings:
             secret_key=secret,
             token_ttl_seconds=_int("KRAVLAB_TOKEN_TTL_SECONDS", cls.token_ttl_seconds),
             rate_limit_per_minute=_int("KRAVLAB_RATE_LIMIT_PER_MINUTE", cls.rate_limit_per_minute),
+            login_failures_per_minute=_int(
+                "KRAVLAB_LOGIN_FAILURES_PER_MINUTE", cls.login_failures_per_minute
+            ),
             max_body_bytes=_int("KRAVLAB_MAX_BODY_BYTES", cls.max_body_bytes),
             idempotency_ttl_hours=_int("KRAVLAB_IDEMPOTENCY_TTL_HOURS", cls.idempotency_ttl_hours),
             idempotency_lock_seconds=_int(
                 "KRAVLAB_IDEMPOTENCY_LOCK_SECONDS", cls.idempotency_lock_seconds
+            ),
+            purge_interval_seconds=_seconds(
+                "KRAVLAB_PURGE_INTERVAL_SECONDS", cls.purge_interval_seconds
+            ),
+            db_pool_size=_int("KRAVLAB_DB_POOL_SIZE", cls.db_pool_size),
+            db_application_name=os.environ.get(
+                "KRAVLAB_DB_APPLICATION_NAME", cls.db_application_name
             ),
             workers=_int("KRAVLAB_WORKERS", cls.workers),
             log_level=os.environ.get("KRAVLAB_LOG_LEVEL", cls.log_level).lower(),
         )
         if settings.idempotency_ttl_hours < 24:
             raise SettingsError("KRAVLAB_IDEMPOTENCY_TTL_HOURS must be at least 24")
+        if settings.db_pool_size < 1:
+            raise SettingsError("KRAVLAB_DB_POOL_SIZE must be at least 1")
         return settings
+
+
+def variables() -> list[str]:
+    """Every environment variable the service reads, in the order the docs list them."""
+    return [f.metadata["env"] for f in fields(Settings)]
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's one settings object, read from the environment on first use.
+
+    Entry points (the CLI, the uvicorn factory, an RQ job) call this instead of reading the
+    environment again, so one process never runs on two configurations. Tests that change
+    the environment call `get_settings.cache_clear()`.
+    """
+    return Settings.from_env()
 
 
 def _check_database_url(url: str) -> None:
