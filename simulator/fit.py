@@ -8,16 +8,29 @@ cells with an analytic gradient and Hessian. Debtors belong to latent classes (a
 invoices share one); the E-step weighs each debtor's classes by how well they explain all
 its invoices. Priors (DOMAIN.md's research ranges) hold what the data cannot identify, and
 the result says which parameters are estimates and which rest on their prior.
+
+How many classes is not assumed: `fit_history` fits 1..MAX_CLASSES on the history before a
+cut and scores each on the invoices issued after it (a debtor's future predicted from its
+own past), and keeps the fewest classes the held-out likelihood supports. Each candidate is
+fitted from several starts that cannot coincide (debtors ranked by how late they pay, split
+into as many groups as classes), so two classes never start at a saddle where they are one.
+Tunables live in `simulator.defaults`.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from scipy import optimize, sparse
+from scipy.special import logsumexp
+from threadpoolctl import threadpool_limits
 
+from simulator import defaults
 from simulator.exposure import Contacts, Segments, build_segments
 from simulator.history import NOT_SETTLED, History, debtor_history
 from simulator.model import (
@@ -33,9 +46,8 @@ from simulator.model import (
 )
 from simulator.replay import first_day
 
-# Days after due beyond which the history is not used (the forecast horizon is at most 180).
-FIT_CAP_DAYS = 365
-DATA_SHARE_FOR_ESTIMATE = 0.5  # below this share of information from data, a parameter is a prior
+FIT_CAP_DAYS = defaults.FIT_CAP_DAYS
+DATA_SHARE_FOR_ESTIMATE = defaults.DATA_SHARE_FOR_ESTIMATE
 
 
 def static_codes(history: History) -> np.ndarray:
@@ -78,17 +90,18 @@ def recorded_contacts(
 def prior(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """Prior means and standard deviations (DOMAIN.md: a reminder is worth a few points, fading
     within days, later ones less; a consequence moves more than a soft reminder)."""
-    mean = np.zeros(layout.size)
-    sd = np.full(layout.size, 2.0)
-    mean[layout.alpha], sd[layout.alpha] = -4.0, 10.0
+    mean = np.full(layout.size, defaults.PRIOR_COVARIATE[0])
+    sd = np.full(layout.size, defaults.PRIOR_COVARIATE[1])
+    mean[layout.alpha], sd[layout.alpha] = defaults.PRIOR_BASELINE
+    bump_mean, bump_sd = defaults.PRIOR_BUMP
     for c, _ in enumerate(CHANNELS):
         start = layout.bump.start + c * N_WINDOWS
-        mean[start : start + N_WINDOWS] = (0.6, 0.3, 0.1)
-        sd[start : start + N_WINDOWS] = 0.4
-    mean[layout.rank], sd[layout.rank] = -0.2, 0.4
-    mean[layout.fee], sd[layout.fee] = 0.0, 0.4
-    mean[layout.notice], sd[layout.notice] = 0.4, 0.4
-    mean[layout.delta], sd[layout.delta] = -2.0, 10.0
+        mean[start : start + N_WINDOWS] = bump_mean
+        sd[start : start + N_WINDOWS] = bump_sd
+    mean[layout.rank], sd[layout.rank] = defaults.PRIOR_LATER_CONTACT
+    mean[layout.fee], sd[layout.fee] = defaults.PRIOR_FEE
+    mean[layout.notice], sd[layout.notice] = defaults.PRIOR_NOTICE
+    mean[layout.delta], sd[layout.delta] = defaults.PRIOR_CLASS_SHIFT
     return mean, sd
 
 
@@ -104,6 +117,9 @@ class Data:
     invoices: int
     index: np.ndarray  # the history index of each invoice
     history_size: int
+    as_of: int = 0
+    currency: str = ""
+    fingerprint: str = ""
     cells: np.ndarray = field(init=False)  # distinct (static code, time code) cells
     # Invoices × cells: days at risk survived, and events. Everything EM does per
     # iteration is a product with these (cell counts for the M-step, each invoice's
@@ -155,7 +171,36 @@ def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | N
         len(idx),
         idx,
         history.size,
+        as_of,
+        history.currency,
+        fingerprint(history),
     )
+
+
+def fingerprint(history: History) -> str:
+    """A digest of everything the fit reads from a history, so a saved model knows whether it
+    is being applied to the data it was fitted on."""
+    digest = hashlib.sha256()
+    digest.update(f"{history.as_of}|{history.currency}|{history.size}".encode())
+    digest.update("\x1f".join(map(str, history.invoice_id)).encode())
+    for array in (
+        history.debtor,
+        history.b2c,
+        history.issue,
+        history.due,
+        history.amount,
+        history.e_invoice,
+        history.disputed,
+        history.fee_agreed,
+        history.settled,
+        history.act_invoice,
+        history.act_day,
+        history.act_action,
+        history.act_channel,
+        history.act_fee,
+    ):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:32]
 
 
 def aggregate(
@@ -211,7 +256,8 @@ def _objective(
 
 def _hessian(theta: np.ndarray, x: np.ndarray, n: np.ndarray, precision: np.ndarray) -> np.ndarray:
     h = 1.0 / (1.0 + np.exp(-(x @ theta)))
-    return (x * (n * h * (1 - h))[:, None]).T @ x + np.diag(precision)
+    # einsum, not BLAS: on a loaded two-core machine threaded BLAS was ten times slower here.
+    return np.einsum("ij,ik->jk", x * (n * h * (1 - h))[:, None], x) + np.diag(precision)
 
 
 def m_step(
@@ -222,16 +268,139 @@ def m_step(
     mean: np.ndarray,
     precision: np.ndarray,
 ) -> np.ndarray:
-    result = optimize.minimize(
+    return _m_step(x, n, e, start, mean, precision).x
+
+
+def _m_step(
+    x: np.ndarray,
+    n: np.ndarray,
+    e: np.ndarray,
+    start: np.ndarray,
+    mean: np.ndarray,
+    precision: np.ndarray,
+) -> optimize.OptimizeResult:
+    return optimize.minimize(
         _objective,
         start,
         args=(x, n, e, mean, precision),
         jac=True,
         method="trust-exact",
         hess=lambda t, *a: _hessian(t, x, n, precision),
-        options={"gtol": 1e-9, "maxiter": 200},
+        options={
+            "gtol": defaults.OPTIMISER_GRADIENT_TOLERANCE,
+            "maxiter": defaults.OPTIMISER_MAX_ITERATIONS,
+        },
     )
-    return result.x
+
+
+class _Cells:
+    """The M-step's design without materialising it: a cell's linear predictor is its static
+    code's part plus its time code's part plus its class shift, so X·θ, Xᵀr and XᵀWX reduce
+    to sums by static code, by time code, by class and by (time, static) pair, followed by
+    products with the small static and time designs (a few hundred rows each).
+
+    Dense cells × parameters products were the fit's cost; these are bincounts.
+    """
+
+    def __init__(self, layout: Layout, klass: np.ndarray, cells: np.ndarray) -> None:
+        self.layout = layout
+        statics, self.si = np.unique(cells // N_TIME_CODES, return_inverse=True)
+        codes, self.ti = np.unique(cells % N_TIME_CODES, return_inverse=True)
+        self.k = klass.astype(np.int64)
+        self.s_design = static_design()[statics]  # static codes × covariates
+        self.t_design = time_design(layout)[codes]  # time codes × parameters
+        self.n_s, self.n_t = len(statics), len(codes)
+        self.ts = self.ti * self.n_s + self.si
+        self.kt = self.k * self.n_t + self.ti
+        self.ks = self.k * self.n_s + self.si
+
+    def eta(self, theta: np.ndarray) -> np.ndarray:
+        shifts = np.r_[0.0, theta[self.layout.delta]]
+        return (
+            (self.s_design @ theta[self.layout.beta])[self.si]
+            + (self.t_design @ theta)[self.ti]
+            + shifts[self.k]
+        )
+
+    def gradient(self, r: np.ndarray) -> np.ndarray:
+        layout = self.layout
+        g = self.t_design.T @ np.bincount(self.ti, r, minlength=self.n_t)
+        g[layout.beta] += self.s_design.T @ np.bincount(self.si, r, minlength=self.n_s)
+        g[layout.delta] += np.bincount(self.k, r, minlength=layout.classes)[1:]
+        return np.asarray(g)
+
+    def information(self, w: np.ndarray) -> np.ndarray:
+        """XᵀWX."""
+        layout, classes = self.layout, self.layout.classes
+        t, s = self.t_design, self.s_design
+        by_t = np.bincount(self.ti, w, minlength=self.n_t)
+        h = t.T @ (t * by_t[:, None])
+        by_s = np.bincount(self.si, w, minlength=self.n_s)
+        h[layout.beta, layout.beta] += s.T @ (s * by_s[:, None])
+        pairs = np.bincount(self.ts, w, minlength=self.n_t * self.n_s).reshape(self.n_t, self.n_s)
+        cross = t.T @ pairs @ s  # parameters × covariates
+        h[:, layout.beta] += cross
+        h[layout.beta, :] += cross.T
+        by_kt = np.bincount(self.kt, w, minlength=classes * self.n_t).reshape(classes, self.n_t)
+        by_ks = np.bincount(self.ks, w, minlength=classes * self.n_s).reshape(classes, self.n_s)
+        by_k = np.bincount(self.k, w, minlength=classes)
+        for k in range(1, classes):
+            row = t.T @ by_kt[k]
+            row[layout.beta] += s.T @ by_ks[k]
+            row[layout.delta.start + k - 1] = by_k[k]
+            h[layout.delta.start + k - 1, :] = row
+            h[:, layout.delta.start + k - 1] = row
+        return np.asarray(h)
+
+
+def _cell_objective(
+    theta: np.ndarray,
+    cells: _Cells,
+    n: np.ndarray,
+    e: np.ndarray,
+    mean: np.ndarray,
+    precision: np.ndarray,
+) -> tuple[float, np.ndarray]:
+    eta = cells.eta(theta)
+    log_lik = e @ eta - n @ np.logaddexp(0.0, eta)
+    h = 1.0 / (1.0 + np.exp(-eta))
+    grad = cells.gradient(e - n * h)
+    diff = theta - mean
+    return -(log_lik - 0.5 * diff @ (precision * diff)), -(grad - precision * diff)
+
+
+def _cell_hessian(
+    theta: np.ndarray, cells: _Cells, n: np.ndarray, precision: np.ndarray
+) -> np.ndarray:
+    h = 1.0 / (1.0 + np.exp(-cells.eta(theta)))
+    return cells.information(n * h * (1 - h)) + np.diag(precision)
+
+
+def _cell_m_step(
+    cells: _Cells,
+    n: np.ndarray,
+    e: np.ndarray,
+    start: np.ndarray,
+    mean: np.ndarray,
+    precision: np.ndarray,
+) -> optimize.OptimizeResult:
+    result = optimize.minimize(
+        _cell_objective,
+        start,
+        args=(cells, n, e, mean, precision),
+        jac=True,
+        method="trust-exact",
+        hess=lambda t, *a: _cell_hessian(t, cells, n, precision),
+        options={
+            "gtol": defaults.OPTIMISER_GRADIENT_TOLERANCE,
+            "maxiter": defaults.OPTIMISER_MAX_ITERATIONS,
+        },
+    )
+    # trust-exact reports failure when it stands at the optimum and cannot improve further;
+    # a vanishing gradient is success whatever its message.
+    scale = max(1.0, float(np.abs(n).sum()) ** 0.5)
+    result.success = bool(result.success) or float(np.abs(result.jac).max()) < 1e-6 * scale
+    return result
 
 
 def _segment_log_lik(data: Data, theta: np.ndarray, layout: Layout) -> np.ndarray:
@@ -263,6 +432,18 @@ class Fit:
     iterations: int
     invoice_log_lik: np.ndarray  # history invoices × classes: each fitted invoice's own evidence
     fitted_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # Optimiser success, EM iterations, starts and how the covariance was obtained.
+    convergence: dict[str, Any] = field(default_factory=dict)
+    # Things a user of this fit must know (non-convergence, a singular Hessian): forecasts
+    # built on the fit repeat them.
+    warnings: list[str] = field(default_factory=list)
+    # The class-selection candidates and their held-out scores (None: classes were given).
+    selection: dict[str, Any] | None = None
+    currency: str = ""
+    as_of: int = 0
+    fingerprint: str = ""
+    # What others store with the model (the backtest, the logging policy): kept verbatim.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -276,9 +457,9 @@ class Fit:
         return self.data_share < DATA_SHARE_FOR_ESTIMATE
 
     def draws(self, count: int, seed: int = 0) -> np.ndarray:
-        """Parameter draws from the Laplace approximation (the first is the estimate itself)."""
+        """Parameter draws from the normal approximation (the first is the estimate itself)."""
         rng = np.random.default_rng(seed)
-        draws = rng.multivariate_normal(self.params, self.cov, size=count, method="cholesky")
+        draws = rng.multivariate_normal(self.params, self.cov, size=count, method="eigh")
         draws[0] = self.params
         return draws
 
@@ -311,58 +492,199 @@ class Fit:
         ]
 
 
+@dataclass
+class _Run:
+    """One EM run from one start."""
+
+    theta: np.ndarray
+    debtor_w: np.ndarray
+    class_share: np.ndarray
+    log_lik: float
+    penalised: float
+    iterations: int
+    converged: bool  # EM's relative change fell below the tolerance
+    optimiser_success: bool  # the last M-step's optimiser reported success
+    optimiser_message: str
+
+
+def _debtor_log_lik(data: Data, invoice_ll: np.ndarray) -> np.ndarray:
+    classes = invoice_ll.shape[1]
+    out = np.zeros((data.n_debtors, classes))
+    for k in range(classes):
+        out[:, k] = np.bincount(data.debtor, weights=invoice_ll[:, k], minlength=data.n_debtors)
+    return out
+
+
+def _e_step(
+    data: Data, theta: np.ndarray, layout: Layout, class_share: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Debtor posteriors under `theta` and `class_share`, the updated shares, and the
+    observed-data log-likelihood."""
+    classes = layout.classes
+    debtor_ll = _debtor_log_lik(data, _segment_log_lik(data, theta, layout))
+    type_of = data.b2c_debtor.astype(int)
+    joint = debtor_ll + np.log(np.maximum(class_share[type_of], 1e-12))
+    top = joint.max(axis=1, keepdims=True)
+    debtor_w = np.exp(joint - top)
+    total = debtor_w.sum(axis=1, keepdims=True)
+    debtor_w /= total
+    present = np.bincount(data.debtor, minlength=data.n_debtors) > 0
+    log_lik = float((np.log(total[present]) + top[present]).sum())
+    share = class_share.copy()
+    for t in (0, 1):
+        chosen = (type_of == t) & present
+        if chosen.any():
+            share[t] = debtor_w[chosen].mean(axis=0)
+    assert share.shape[1] == classes
+    return debtor_w, share, log_lik
+
+
+def _shares_of(data: Data, debtor_w: np.ndarray) -> np.ndarray:
+    present = np.bincount(data.debtor, minlength=data.n_debtors) > 0
+    share = np.full((2, debtor_w.shape[1]), 1.0 / debtor_w.shape[1])
+    for t in (0, 1):
+        chosen = (data.b2c_debtor.astype(int) == t) & present
+        if chosen.any():
+            share[t] = debtor_w[chosen].mean(axis=0)
+    return share
+
+
+def _em(
+    data: Data,
+    layout: Layout,
+    debtor_w: np.ndarray,
+    mean: np.ndarray,
+    precision: np.ndarray,
+    max_iterations: int,
+    tolerance: float,
+    progress: Callable[[int, float], None] | None,
+) -> _Run:
+    classes = layout.classes
+    theta = mean.copy()
+    class_share = _shares_of(data, debtor_w)
+    previous = -np.inf
+    log_lik = -np.inf
+    converged = False
+    result: optimize.OptimizeResult | None = None
+    iterations = 0
+    for iterations in range(1, max_iterations + 1):
+        klass, cell_ids, n, e = aggregate(data, debtor_w[data.debtor])
+        cells = _Cells(layout, klass, cell_ids)
+        result = _cell_m_step(cells, n, e, theta, mean, precision)
+        theta = result.x
+        if classes == 1:
+            log_lik = float(-_cell_objective(theta, cells, n, e, mean, np.zeros(layout.size))[0])
+            converged = True
+            break
+        debtor_w, class_share, log_lik = _e_step(data, theta, layout, class_share)
+        if progress is not None:
+            progress(iterations, log_lik)
+        if abs(log_lik - previous) <= tolerance * abs(log_lik):
+            converged = True
+            break
+        previous = log_lik
+    assert result is not None
+    diff = theta - mean
+    return _Run(
+        theta,
+        debtor_w,
+        class_share,
+        log_lik,
+        log_lik - 0.5 * float(diff @ (precision * diff)),
+        iterations,
+        converged,
+        bool(result.success),
+        str(result.message),
+    )
+
+
+def _order_classes(run: _Run, layout: Layout) -> _Run:
+    """Class 0 the promptest payers, then by falling hazard shift: labels mean the same in
+    every fit, so restarts and saved models compare."""
+    shifts = np.r_[0.0, run.theta[layout.delta]]
+    order = np.argsort(-shifts, kind="stable")
+    theta = run.theta.copy()
+    theta[layout.alpha] += shifts[order[0]]
+    theta[layout.delta] = shifts[order[1:]] - shifts[order[0]]
+    run.theta = theta
+    run.debtor_w = run.debtor_w[:, order]
+    run.class_share = run.class_share[:, order]
+    return run
+
+
 def fit(
     data: Data,
     classes: int = 2,
     penalised: bool = True,
-    max_iterations: int = 50,
-    tolerance: float = 1e-6,
-    progress: object | None = None,
+    max_iterations: int = defaults.EM_MAX_ITERATIONS,
+    tolerance: float = defaults.EM_TOLERANCE,
+    progress: Callable[[int, float], None] | None = None,
+    starts: int = defaults.EM_STARTS,
+    initial: list[np.ndarray] | None = None,
+) -> Fit:
+    """Penalised maximum likelihood for a given number of classes, best of several starts.
+
+    `initial` adds starts of its own (debtors × classes posteriors) to the `starts` made
+    from the debtors' lateness ranks.
+    """
+    # One BLAS thread: the products here are small and many, and threaded BLAS spinning on
+    # a shared two-core machine made the fit three to ten times slower (measured).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(data, classes, penalised, max_iterations, tolerance, progress, starts, initial)
+
+
+def _fit(
+    data: Data,
+    classes: int,
+    penalised: bool,
+    max_iterations: int,
+    tolerance: float,
+    progress: Callable[[int, float], None] | None,
+    starts: int,
+    initial: list[np.ndarray] | None,
 ) -> Fit:
     layout = Layout(classes)
     mean, sd = prior(layout)
     precision = 1.0 / sd**2 if penalised else np.zeros(layout.size)
-    theta = mean.copy()
-    debtor_w = _initial_posterior(data, classes)
-    class_share = np.full((2, classes), 1.0 / classes)
-    previous = -np.inf
-    iterations = 0
-    for iterations in range(1, max_iterations + 1):
-        klass, cells, n, e = aggregate(data, debtor_w[data.debtor])
-        x = design(layout, klass, cells)
-        theta = m_step(x, n, e, theta, mean, precision)
-        if classes == 1:
-            break
-        ll = _segment_log_lik(data, theta, layout)
-        debtor_ll = np.zeros((data.n_debtors, classes))
-        for k in range(classes):
-            debtor_ll[:, k] = np.bincount(data.debtor, weights=ll[:, k], minlength=data.n_debtors)
-        type_of = data.b2c_debtor.astype(int)
-        joint = debtor_ll + np.log(np.maximum(class_share[type_of], 1e-12))
-        top = joint.max(axis=1, keepdims=True)
-        debtor_w = np.exp(joint - top)
-        total = debtor_w.sum(axis=1, keepdims=True)
-        debtor_w /= total
-        log_lik = float((np.log(total) + top).sum())
-        for t in (0, 1):
-            chosen = (type_of == t) & (np.bincount(data.debtor, minlength=data.n_debtors) > 0)
-            if chosen.any():
-                class_share[t] = debtor_w[chosen].mean(axis=0)
-        if progress is not None:
-            progress(iterations, log_lik)  # type: ignore[operator]
-        if abs(log_lik - previous) <= tolerance * abs(log_lik):
-            break
-        previous = log_lik
-    klass, cells, n, e = aggregate(data, debtor_w[data.debtor])
-    x = design(layout, klass, cells)
-    data_info = _hessian(theta, x, n, np.zeros(layout.size))
+    begins = [_initial_posterior(data, classes, s) for s in range(1 if classes == 1 else starts)]
+    begins += list(initial or [])
+    runs = [
+        _em(data, layout, w, mean, precision, max_iterations, tolerance, progress) for w in begins
+    ]
+    best = max(runs, key=lambda r: r.penalised)
+    best = _order_classes(best, layout)
+    # The final E-step at the chosen parameters: the posterior a saved model reproduces.
+    if classes > 1:
+        best.debtor_w, _, best.log_lik = _e_step(data, best.theta, layout, best.class_share)
+    theta = best.theta
+    klass, cell_ids, n, _ = aggregate(data, best.debtor_w[data.debtor])
+    data_info = _cell_hessian(theta, _Cells(layout, klass, cell_ids), n, np.zeros(layout.size))
     hessian = data_info + np.diag(precision)
-    cov = np.linalg.inv(hessian)
+    found: list[str] = []
+    bread, how = _inverse(hessian, found)
+    meat = _debtor_score_outer(data, theta, layout, best.debtor_w) + np.diag(precision)
+    cov = bread @ meat @ bread
+    cov = (cov + cov.T) / 2
     data_share = np.diag(data_info) / np.maximum(np.diag(hessian), 1e-300)
-    if classes == 1:
-        log_lik = float(-_objective(theta, x, n, e, mean, np.zeros(layout.size))[0])
+    if not best.converged:
+        found.append(
+            f"EM did not converge in {best.iterations} iterations ({classes} classes): "
+            "estimates may still move"
+        )
+    if not best.optimiser_success:
+        found.append(f"the optimiser did not report success: {best.optimiser_message}")
     own = np.zeros((data.history_size, classes))
     own[data.index] = _segment_log_lik(data, theta, layout)
+    convergence = {
+        "em_iterations": best.iterations,
+        "em_converged": best.converged,
+        "em_max_iterations": max_iterations,
+        "optimiser_success": best.optimiser_success,
+        "optimiser_message": best.optimiser_message,
+        "starts": [r.penalised for r in runs],
+        "covariance": how,
+        "hessian_condition": float(np.linalg.cond(hessian)),
+    }
     return Fit(
         layout,
         theta,
@@ -370,26 +692,238 @@ def fit(
         mean,
         sd,
         data_share,
-        class_share,
-        debtor_w,
-        log_lik,
+        best.class_share,
+        best.debtor_w,
+        best.log_lik,
         data.invoices,
-        iterations,
+        best.iterations,
         own,
+        convergence=convergence,
+        warnings=found,
+        currency=data.currency,
+        as_of=data.as_of,
+        fingerprint=data.fingerprint,
     )
 
 
-def _initial_posterior(data: Data, classes: int) -> np.ndarray:
-    """Start EM from a sensible split: debtors with long-unpaid invoices lean to the struggling class."""
+def _inverse(hessian: np.ndarray, found: list[str]) -> tuple[np.ndarray, str]:
+    """The inverse, or the pseudo-inverse with a warning when the Hessian is (nearly) singular."""
+    condition = np.linalg.cond(hessian)
+    if np.isfinite(condition) and condition < defaults.HESSIAN_CONDITION_LIMIT:
+        try:
+            return np.linalg.inv(hessian), "inverse"
+        except np.linalg.LinAlgError:
+            pass
+    found.append(
+        f"the Hessian is singular (condition number {condition:.3g}): some parameters are not "
+        "identified; their uncertainty comes from a pseudo-inverse and is not to be trusted"
+    )
+    return np.linalg.pinv(hessian, hermitian=True), "pseudo-inverse"
+
+
+def _debtor_score_outer(
+    data: Data, theta: np.ndarray, layout: Layout, debtor_w: np.ndarray
+) -> np.ndarray:
+    r"""Σ over debtors of g_j g_jᵀ, g_j the debtor's score (Fisher's identity: the complete-
+    data score averaged over the debtor's class posterior).
+
+    With it the covariance is the debtor-clustered sandwich
+
+    .. math:: V = H^{-1} \left(\sum_j g_j g_j^\top + P\right) H^{-1}
+
+    (H the penalised information, P the prior precision, so a parameter that rests on its
+    prior keeps the prior's variance). Invoices of one debtor are not independent evidence:
+    a debtor's many late invoices say less than as many debtors' would.
+    """
+    static = data.cells // N_TIME_CODES
+    code = data.cells % N_TIME_CODES
+    cell_eta = static_design()[static] @ theta[layout.beta] + time_design(layout)[code] @ theta
+    shifts = np.r_[0.0, theta[layout.delta]]
+    exposure = (data.survived + data.events).tocsr()
+    weights = debtor_w[data.debtor]
+    score = np.zeros((data.invoices, layout.size))
+    for k in range(layout.classes):
+        h = 1.0 / (1.0 + np.exp(-(cell_eta + shifts[k])))
+        residual = data.events - exposure @ sparse.diags_array(h)
+        x = design(layout, np.full(len(data.cells), k), data.cells)
+        score += weights[:, k : k + 1] * np.asarray(residual @ x)
+    owner = sparse.csr_array(
+        (np.ones(data.invoices), (data.debtor, np.arange(data.invoices))),
+        shape=(data.n_debtors, data.invoices),
+    )
+    by_debtor = np.asarray(owner @ score)
+    return np.einsum("ij,ik->jk", by_debtor, by_debtor)
+
+
+def _initial_posterior(data: Data, classes: int, start: int = 0) -> np.ndarray:
+    """A start that cannot be a saddle: debtors ranked by how late they pay, split into
+    `classes` groups (ties and, for `start` > 0, a jitter broken by a seeded draw).
+
+    The groups differ in lateness whatever the history holds, so no two classes start
+    identical, and nobody needs to be 60 days late for the split to exist.
+    """
     if classes == 1:
         return np.ones((data.n_debtors, 1))
     s = data.segments
-    long_unpaid = np.zeros(data.invoices, dtype=bool)
-    last = s.start + s.length
-    tail = np.flatnonzero(~s.event & (last > 60))
-    long_unpaid[s.invoice[tail]] = True
-    struggling = np.bincount(data.debtor, weights=long_unpaid, minlength=data.n_debtors) > 0
-    w = np.zeros((data.n_debtors, classes))
-    w[:, 1] = np.where(struggling, 0.8, 0.1)
-    w[:, 0] = 1.0 - w[:, 1:].sum(axis=1)
+    end = np.zeros(data.invoices, dtype=np.int64)
+    np.maximum.at(end, s.invoice, s.start + s.length - 1)
+    paid = np.zeros(data.invoices, dtype=bool)
+    paid[s.invoice[s.event]] = True
+    counted = end >= 0  # observed past its due date
+    lateness = np.log1p(np.clip(end, 0, None)) + np.where(paid, 0.0, np.log(2.0))
+    total = np.bincount(data.debtor[counted], lateness[counted], minlength=data.n_debtors)
+    count = np.bincount(data.debtor[counted], minlength=data.n_debtors)
+    score = np.divide(total, count, out=np.zeros(data.n_debtors), where=count > 0)
+    if (count > 0).any():
+        score[count == 0] = np.median(score[count > 0])
+    rng = np.random.default_rng(start)
+    if start > 0:
+        score = score + rng.normal(0.0, 0.5 * max(float(score.std()), 1e-6), len(score))
+    tie = rng.random(len(score))
+    rank = np.empty(len(score), dtype=np.int64)
+    rank[np.lexsort((tie, score))] = np.arange(len(score))
+    group = rank * classes // max(len(score), 1)
+    w = np.full((data.n_debtors, classes), 0.4 / (classes - 1))
+    w[np.arange(data.n_debtors), group] = 0.6
     return w
+
+
+def _held_out_scores(model: Fit, train: Data, test: Data) -> np.ndarray:
+    """Per debtor with invoices in `test`: log p(its test invoices | its train invoices)."""
+    prior_w = np.log(np.maximum(model.class_share[train.b2c_debtor.astype(int)], 1e-12))
+    past = _debtor_log_lik(train, _segment_log_lik(train, model.params, model.layout))
+    future = _debtor_log_lik(test, _segment_log_lik(test, model.params, model.layout))
+    score = logsumexp(prior_w + past + future, axis=1) - logsumexp(prior_w + past, axis=1)
+    present = np.bincount(test.debtor, minlength=test.n_debtors) > 0
+    return np.asarray(score[present])
+
+
+def choose_classes(
+    history: History,
+    as_of: int | None = None,
+    invoices: np.ndarray | None = None,
+    candidates: tuple[int, ...] | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], Fit | None]:
+    """The number of latent classes by leave-future-out held-out likelihood.
+
+    Each candidate is fitted on the history as known at a cut date (invoices issued before
+    it) and scored on the invoices issued after it: every debtor's future invoices predicted
+    from its own past through its class posterior, so a class that only memorises the past
+    earns nothing. The fewest classes within SELECTION_STANDARD_ERRORS of the best score
+    win. Returns the report and the chosen candidate's fit (a start for the full fit).
+    """
+    as_of = history.as_of if as_of is None else as_of
+    idx = np.arange(history.size) if invoices is None else np.asarray(invoices)
+    candidates = candidates or tuple(range(1, defaults.MAX_CLASSES + 1))
+    sampled = idx
+    if len(idx) > defaults.SELECTION_MAX_INVOICES:
+        rng = np.random.default_rng(seed)
+        debtors = np.unique(history.debtor[idx])
+        order = rng.permutation(debtors)
+        per = np.bincount(history.debtor[idx], minlength=len(history.debtor_ids))[order]
+        keep = order[: int(np.searchsorted(np.cumsum(per), defaults.SELECTION_MAX_INVOICES)) + 1]
+        chosen_debtor = np.zeros(len(history.debtor_ids), dtype=bool)
+        chosen_debtor[keep] = True
+        sampled = idx[chosen_debtor[history.debtor[idx]]]
+    issue = history.issue[sampled]
+    cut = int(np.quantile(issue, 1.0 - defaults.HOLDOUT_SHARE))
+    train = sampled[issue < cut]
+    test = sampled[issue >= cut]
+    report: dict[str, Any] = {
+        "rule": (
+            "leave-future-out: fitted on invoices issued before the cut as known then, scored "
+            "on the log-likelihood of the invoices issued from the cut on, each debtor's "
+            "future given its past; the fewest classes within "
+            f"{defaults.SELECTION_STANDARD_ERRORS:g} standard error(s) of the best"
+        ),
+        "cut": int(cut),
+        "train_invoices": len(train),
+        "test_invoices": len(test),
+        "sampled_invoices": len(sampled),
+        "candidates": [],
+    }
+    if len(train) < 500 or len(test) < 200 or len(np.unique(history.debtor[test])) < 50:
+        report["chosen"] = 1
+        report["reason"] = "too few invoices on one side of the cut to compare classes"
+        return report, None
+    train_data = prepare(history, as_of=cut - 1, invoices=train)
+    test_data = prepare(history, as_of=as_of, invoices=test)
+    scores: dict[int, np.ndarray] = {}
+    fits: dict[int, Fit] = {}
+    for k in candidates:
+        if progress is not None:
+            progress(f"choosing classes: fitting {k} on the history before the cut")
+        fits[k] = fit(train_data, k)
+        scores[k] = _held_out_scores(fits[k], train_data, test_data)
+    totals = {k: float(v.sum()) for k, v in scores.items()}
+    best = max(totals, key=lambda k: totals[k])
+    chosen = best
+    for k in sorted(candidates):
+        diff = scores[best] - scores[k]
+        se = float(np.sqrt(len(diff)) * diff.std(ddof=1)) if len(diff) > 1 else 0.0
+        report["candidates"].append(
+            {
+                "classes": k,
+                "held_out_log_lik": totals[k],
+                "per_test_invoice": totals[k] / len(test),
+                "behind_best": totals[best] - totals[k],
+                "standard_error": se,
+                "train_log_lik": fits[k].log_lik,
+                "em_iterations": fits[k].iterations,
+                "em_converged": bool(fits[k].convergence["em_converged"]),
+                "class_share_b2b": fits[k].class_share[0].tolist(),
+                "class_share_b2c": fits[k].class_share[1].tolist(),
+                "class_shift": [0.0, *fits[k].params[fits[k].layout.delta].tolist()],
+            }
+        )
+        if k < chosen and totals[best] - totals[k] <= defaults.SELECTION_STANDARD_ERRORS * se:
+            chosen = k
+    report["best"] = best
+    report["chosen"] = chosen
+    return report, fits[chosen]
+
+
+def posterior_start(data: Data, model: Fit) -> np.ndarray:
+    """Debtor posteriors on `data` under another fit's parameters (a warm start)."""
+    w, _, _ = _e_step(data, model.params, model.layout, model.class_share)
+    return w
+
+
+def own_evidence(data: Data, model: Fit) -> np.ndarray:
+    """Each invoice's own log-likelihood per class (history invoices × classes)."""
+    own = np.zeros((data.history_size, model.layout.classes))
+    own[data.index] = _segment_log_lik(data, model.params, model.layout)
+    return own
+
+
+def fit_history(
+    history: History,
+    as_of: int | None = None,
+    invoices: np.ndarray | None = None,
+    classes: int | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> Fit:
+    """Fit the model to a history, choosing the number of classes unless it is given."""
+    selection = None
+    initial: list[np.ndarray] = []
+    if classes is None:
+        selection, chosen_fit = choose_classes(
+            history, as_of, invoices, seed=seed, progress=progress
+        )
+        classes = int(selection["chosen"])
+    data = prepare(history, as_of, invoices)
+    if selection is not None and chosen_fit is not None and classes > 1:
+        initial.append(posterior_start(data, chosen_fit))
+
+    def report(i: int, ll: float) -> None:
+        if progress is not None:
+            progress(f"fitting {classes} classes: EM iteration {i}, log-likelihood {ll:,.1f}")
+
+    model = fit(
+        data, classes, progress=report, starts=1 if initial else defaults.EM_STARTS, initial=initial
+    )
+    model.selection = selection
+    return model
