@@ -15,7 +15,6 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
@@ -24,7 +23,10 @@ from backend import database
 from backend.api.auth import AuthController
 from backend.api.book import InvoiceController
 from backend.api.deps import provide_principal, provide_scope
+from backend.api.ops import Health
+from backend.api.statuses import DocumentedStatuses
 from backend.api.tenants import AgencyAuditController, TenantController
+from backend.api_docs import render_plugins, static_files
 from backend.errors import EXCEPTION_HANDLERS, check_body
 from backend.idempotency import IdempotencyMiddleware
 from backend.queue import drain, run_periodic_in_process
@@ -38,9 +40,9 @@ JOB_DRAIN_SECONDS = 2.0
 
 
 @get("/health", opt={"public": True}, tags=["ops"], summary="Liveness and database check")
-async def health() -> dict[str, str]:
+async def health() -> Health:
     await Tenant.count()
-    return {"status": "ok"}
+    return Health("ok")
 
 
 def _rate_key(request: Request[Any, Any, Any]) -> str:
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TenantController,
             AgencyAuditController,
             InvoiceController,
+            static_files(),
         ],
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
@@ -127,7 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1",
             description="Multi-tenant dunning and collection API with credit-policy simulation.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=render_plugins(),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
@@ -139,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             security=[{"bearer": []}],
         ),
+        plugins=[DocumentedStatuses()],
         on_startup=[start],
         on_shutdown=[stop],
         state=State({"settings": settings}),
