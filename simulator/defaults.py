@@ -40,9 +40,13 @@ EM_MAX_ITERATIONS = 50
 as non-convergence."""
 EM_TOLERANCE = 1e-6
 """EM stops when the log-likelihood changes by less than this relative amount."""
-EM_STARTS = 3
-"""Starts per number of classes: one from the debtors' lateness ranks, the rest from the same
-ranks jittered. The best penalised likelihood wins; more starts cost a fit each."""
+EM_STARTS = 2
+"""Starts per number of classes from the debtors' lateness (one plain, the rest jittered);
+class selection adds, for k classes, splits of the (k-1)-class fit's two slowest classes.
+The best penalised likelihood wins; every start costs a fit."""
+SPLIT_DISTANCE = 3.0
+"""A split start puts the new class this far (logit) below the class it splits, and the old
+one a third of it above: far enough apart for a never-pay group to separate."""
 OPTIMISER_MAX_ITERATIONS = 200
 """Trust-region iterations of one M-step."""
 OPTIMISER_GRADIENT_TOLERANCE = 1e-9

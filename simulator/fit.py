@@ -621,6 +621,7 @@ def fit(
     progress: Callable[[int, float], None] | None = None,
     starts: int = defaults.EM_STARTS,
     initial: list[np.ndarray] | None = None,
+    seed: int = 0,
 ) -> Fit:
     """Penalised maximum likelihood for a given number of classes, best of several starts.
 
@@ -630,7 +631,9 @@ def fit(
     # One BLAS thread: the products here are small and many, and threaded BLAS spinning on
     # a shared two-core machine made the fit three to ten times slower (measured).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit(data, classes, penalised, max_iterations, tolerance, progress, starts, initial)
+        return _fit(
+            data, classes, penalised, max_iterations, tolerance, progress, starts, initial, seed
+        )
 
 
 def _fit(
@@ -642,11 +645,15 @@ def _fit(
     progress: Callable[[int, float], None] | None,
     starts: int,
     initial: list[np.ndarray] | None,
+    seed: int,
 ) -> Fit:
     layout = Layout(classes)
     mean, sd = prior(layout)
     precision = 1.0 / sd**2 if penalised else np.zeros(layout.size)
-    begins = [_initial_posterior(data, classes, s) for s in range(1 if classes == 1 else starts)]
+    begins = [
+        _initial_posterior(data, classes, s + 1000 * seed if s else 0)
+        for s in range(1 if classes == 1 else starts)
+    ]
     begins += list(initial or [])
     runs = [
         _em(data, layout, w, mean, precision, max_iterations, tolerance, progress) for w in begins
@@ -756,11 +763,14 @@ def _debtor_score_outer(
 
 
 def _initial_posterior(data: Data, classes: int, start: int = 0) -> np.ndarray:
-    """A start that cannot be a saddle: debtors ranked by how late they pay, split into
-    `classes` groups (ties and, for `start` > 0, a jitter broken by a seeded draw).
+    """A start that cannot be a saddle: debtors grouped by how late they pay.
 
-    The groups differ in lateness whatever the history holds, so no two classes start
-    identical, and nobody needs to be 60 days late for the split to exist.
+    Each debtor's lateness (mean log days past due over its invoices; unpaid ones count as
+    at least their observed days, and twice as late) is clustered in one dimension (Lloyd's
+    k-means, centres starting at evenly spaced quantiles, jittered for `start` > 0). Groups
+    then follow the data's own gaps: a small group that never pays gets a class of its own
+    instead of being merged into an equal-sized slice of the late payers, no two classes
+    start identical, and nobody needs to be 60 days late for the split to exist.
     """
     if classes == 1:
         return np.ones((data.n_debtors, 1))
@@ -774,18 +784,57 @@ def _initial_posterior(data: Data, classes: int, start: int = 0) -> np.ndarray:
     total = np.bincount(data.debtor[counted], lateness[counted], minlength=data.n_debtors)
     count = np.bincount(data.debtor[counted], minlength=data.n_debtors)
     score = np.divide(total, count, out=np.zeros(data.n_debtors), where=count > 0)
-    if (count > 0).any():
-        score[count == 0] = np.median(score[count > 0])
+    known = score[count > 0] if (count > 0).any() else score
+    score[count == 0] = np.median(known)
     rng = np.random.default_rng(start)
+    levels = (np.arange(classes) + 0.5) / classes
     if start > 0:
-        score = score + rng.normal(0.0, 0.5 * max(float(score.std()), 1e-6), len(score))
-    tie = rng.random(len(score))
-    rank = np.empty(len(score), dtype=np.int64)
-    rank[np.lexsort((tie, score))] = np.arange(len(score))
-    group = rank * classes // max(len(score), 1)
+        levels = np.sort(np.clip(levels + rng.uniform(-0.4, 0.4, classes) / classes, 0.0, 1.0))
+    centres = np.quantile(known, levels)
+    group = np.zeros(data.n_debtors, dtype=np.int64)
+    for _ in range(50):
+        group = np.abs(score[:, None] - centres[None, :]).argmin(axis=1)
+        sizes = np.bincount(group, minlength=classes)
+        moved = np.bincount(group, score, minlength=classes) / np.maximum(sizes, 1)
+        moved = np.where(sizes > 0, moved, centres)
+        if np.allclose(moved, centres):
+            break
+        centres = moved
+    # A group k-means left empty (ties, a history with too few distinct scores) takes the
+    # debtors at its quantile, so every class starts with members.
+    rank = np.empty(data.n_debtors, dtype=np.int64)
+    rank[np.lexsort((rng.random(data.n_debtors), score))] = np.arange(data.n_debtors)
+    for k in np.flatnonzero(np.bincount(group, minlength=classes) == 0):
+        slot = rank * classes // max(data.n_debtors, 1) == k
+        group[slot] = k
     w = np.full((data.n_debtors, classes), 0.4 / (classes - 1))
     w[np.arange(data.n_debtors), group] = 0.6
     return w
+
+
+def split_starts(data: Data, model: Fit, count: int = 2) -> list[np.ndarray]:
+    """Starts for one class more than `model` has: one of its classes (the slowest payers
+    first) split into a faster and a much slower half, posteriors from one E-step.
+
+    Rank-based starts cannot isolate a small group inside the slowest slice (those who
+    never pay among those who pay late); a split of the fitted slow class can, and EM
+    then decides whether the two halves stay apart.
+    """
+    layout = Layout(model.layout.classes + 1)
+    shifts = np.r_[0.0, model.params[model.layout.delta]]
+    starts = []
+    for j in np.argsort(shifts, kind="stable")[:count]:
+        new = np.r_[shifts, shifts[j] - defaults.SPLIT_DISTANCE]
+        new[j] += defaults.SPLIT_DISTANCE / 3
+        theta = np.zeros(layout.size)
+        theta[: model.layout.delta.start] = model.params[: model.layout.delta.start]
+        theta[layout.alpha] += new[0]
+        theta[layout.delta] = new[1:] - new[0]
+        share = np.c_[model.class_share, model.class_share[:, j] / 2]
+        share[:, j] /= 2
+        w, _, _ = _e_step(data, theta, layout, share)
+        starts.append(w)
+    return starts
 
 
 def _held_out_scores(model: Fit, train: Data, test: Data) -> np.ndarray:
@@ -852,10 +901,17 @@ def choose_classes(
     test_data = prepare(history, as_of=as_of, invoices=test)
     scores: dict[int, np.ndarray] = {}
     fits: dict[int, Fit] = {}
-    for k in candidates:
+    for k in sorted(candidates):
         if progress is not None:
             progress(f"choosing classes: fitting {k} on the history before the cut")
-        fits[k] = fit(train_data, k)
+        smaller = fits.get(k - 1)
+        fits[k] = fit(
+            train_data,
+            k,
+            starts=defaults.EM_STARTS,
+            initial=split_starts(train_data, smaller) if smaller is not None else None,
+            seed=seed,
+        )
         scores[k] = _held_out_scores(fits[k], train_data, test_data)
     totals = {k: float(v.sum()) for k, v in scores.items()}
     best = max(totals, key=lambda k: totals[k])

@@ -1,7 +1,8 @@
 """Synthetic worlds with known truth: histories to fit, and the true outcome of any policy.
 
-A world draws debtors (B2B or B2C, a latent class: most pay, some struggle and some never
-do), their invoices (log-normal amounts, e-invoices, disputes), and a logging policy with
+A world draws debtors (B2B or B2C, a latent class: most pay, some struggle, and in the
+`never-pay` world a third group that does not pay at all; the `homogeneous` world has one
+kind of debtor only), their invoices (log-normal amounts, e-invoices, disputes), and a logging policy with
 randomised timing and channels; then it lets every invoice pay day by day with the world's
 own hazard. Because that hazard is known, the expected outcome of *any* policy for the same
 invoices follows exactly (`true_outcome`), which is what the tests hold forecasts against.
@@ -32,6 +33,8 @@ from simulator.policy import Policy
 from simulator.replay import Rows, first_day, linear_parts, policy_schedule, run
 
 CLASSES = 2  # 0: pays, 1: struggles (with a large negative shift: many never pay)
+STRUGGLING_SHIFT = -2.3
+NEVER_PAY_SHIFT = -8.0  # a daily hazard of about 1 in 100 000: never, in practice
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class WorldSpec:
     split_payment_rate: float = 0.1
     phone_share: float = 0.03
     days: int = 450  # invoices are issued over this many days before the as-of date
+    never_pay_share: tuple[float, float] = (0.0, 0.0)  # (b2b, b2c): a third class that never pays
+
+    @property
+    def classes(self) -> int:
+        return 3 if max(self.never_pay_share) > 0 else CLASSES
 
 
 WORLDS = {
@@ -67,6 +75,21 @@ WORLDS = {
     ),
     "fixed-calendar": WorldSpec(
         "fixed-calendar", 0.6, (0.12, 0.22), 3.0, "fixed", (30, 20), (9.6, 6.9)
+    ),
+    # Prompt, struggling and never-paying debtors: class selection must find three.
+    "never-pay": WorldSpec(
+        "never-pay",
+        0.7,
+        (0.10, 0.15),
+        4.0,
+        "randomised",
+        (30, 20),
+        (9.6, 6.9),
+        never_pay_share=(0.04, 0.08),
+    ),
+    # Every debtor alike: class selection must find one.
+    "homogeneous": WorldSpec(
+        "homogeneous", 0.7, (0.0, 0.0), 4.0, "randomised", (30, 20), (9.6, 6.9)
     ),
 }
 
@@ -89,7 +112,7 @@ def true_params(layout: Layout) -> np.ndarray:
     p[layout.rank] = (-0.3, -0.15, -0.05)
     p[layout.fee] = 0.15
     p[layout.notice] = 0.5
-    p[layout.delta] = -2.3
+    p[layout.delta] = (STRUGGLING_SHIFT, NEVER_PAY_SHIFT)[: layout.classes - 1]
     return p
 
 
@@ -116,9 +139,9 @@ class World:
         idx = np.asarray(invoices)
         n = len(idx)
         classes = self.debtor_class[h.debtor[idx]]
-        amount = np.zeros((n, CLASSES))
+        amount = np.zeros((n, self.layout.classes))
         amount[np.arange(n), classes] = h.amount[idx]
-        count = np.zeros((n, CLASSES))
+        count = np.zeros((n, self.layout.classes))
         count[np.arange(n), classes] = 1.0
         from simulator.fit import static_codes
 
@@ -155,13 +178,14 @@ def _schedules(policies: list[Policy | None], h: History, idx: np.ndarray) -> Co
 def generate(name: str, invoices: int, seed: int, as_of: date = date(2025, 6, 30)) -> World:
     spec = WORLDS[name]
     rng = np.random.default_rng(seed)
-    layout = Layout(CLASSES)
+    layout = Layout(spec.classes)
     params = true_params(layout)
     n_debtors = max(1, int(invoices / spec.invoices_per_debtor))
     d_b2c = rng.random(n_debtors) < spec.b2c_share
-    d_class = (
-        rng.random(n_debtors) < np.where(d_b2c, spec.struggling_share[1], spec.struggling_share[0])
-    ).astype(np.int64)
+    u = rng.random(n_debtors)
+    struggling = np.where(d_b2c, spec.struggling_share[1], spec.struggling_share[0])
+    never = np.where(d_b2c, spec.never_pay_share[1], spec.never_pay_share[0])
+    d_class = np.where(u < struggling, 1, np.where(u < struggling + never, 2, 0)).astype(np.int64)
     d_e_invoice = rng.random(n_debtors) < spec.e_invoice_rate
     d_fee_agreed = rng.random(n_debtors) < spec.fee_agreed_rate
     debtor = rng.integers(0, n_debtors, invoices)
