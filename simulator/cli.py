@@ -14,10 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator.backtest import backtest
-from simulator.fit import Fit, fit, prepare
+from simulator.fit import Fit, fit_history
+from simulator.fit_report import print_fit_summary
 from simulator.forecast import ACTUAL, DEFAULT_CHANNEL_COSTS, Options, default_cohort, forecast
 from simulator.history import History, HistoryError, day_number, load_history
 from simulator.policy import PolicyError, parse_policies
+from simulator.saved_model import save_model
 from simulator.worlds import WORLDS, generate, write
 
 # Markup off: parameter names ("beta[b2c]"), policy names and messages from the user's
@@ -38,6 +40,10 @@ def add_parser(commands: Any) -> None:
     fit_p.add_argument("dir")
     fit_p.add_argument("--as-of", type=date.fromisoformat)
     fit_p.add_argument("--json", action="store_true")
+    fit_p.add_argument("--out", metavar="MODEL", help="write the fitted model to this file")
+    fit_p.add_argument(
+        "--classes", type=int, help="latent classes (default: chosen on held-out data)"
+    )
     fc = sub.add_parser("forecast", help="forecast recovery and cash under policies")
     fc.add_argument("dir")
     fc.add_argument(
@@ -82,14 +88,13 @@ def _load(directory: str, as_of: date | None) -> History:
         return load_history(directory, as_of)
 
 
-def _fit(history: History) -> Fit:
+def _fit(history: History, classes: int | None = None) -> Fit:
     with _progress() as progress:
         task = progress.add_task("fitting", total=None)
-        return fit(
-            prepare(history),
-            progress=lambda i, ll: progress.update(
-                task, description=f"fitting: EM iteration {i}, log-likelihood {ll:,.1f}"
-            ),
+        return fit_history(
+            history,
+            classes=classes,
+            progress=lambda text: progress.update(task, description=text),
         )
 
 
@@ -143,23 +148,31 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.sim_command == "fit":
         history = _load(args.dir, args.as_of)
-        model = _fit(history)
+        model = _fit(history, args.classes)
+        if args.out:
+            save_model(model, args.out)
+            console.print(f"wrote the model to {args.out}")
         if args.json:
             print(
                 json.dumps(
                     {
                         "invoices": model.invoices,
                         "fitted_at": model.fitted_at,
+                        "classes": model.layout.classes,
                         "class_share": {
                             "b2b": model.class_share[0].tolist(),
                             "b2c": model.class_share[1].tolist(),
                         },
+                        "class_selection": model.selection,
+                        "convergence": model.convergence,
+                        "warnings": model.warnings,
                         "parameters": model.report(),
                     },
                     indent=1,
                 )
             )
             return 0
+        print_fit_summary(model, out)
         table = Table(
             title=f"fitted on {model.invoices:,} invoices ({model.iterations} EM iterations)"
         )
