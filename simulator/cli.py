@@ -13,7 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from simulator.backtest import backtest
+from simulator.backtest import rolling, split_days, summary_lines
 from simulator.fit import Fit, fit_history
 from simulator.fit_report import print_fit_summary
 from simulator.forecast import ACTUAL, DEFAULT_CHANNEL_COSTS, Options, default_cohort, forecast
@@ -67,7 +67,16 @@ def add_parser(commands: Any) -> None:
     fc.add_argument("--plot", metavar="PNG")
     bt = sub.add_parser("backtest", help="fit before a split date, predict after it")
     bt.add_argument("dir")
-    bt.add_argument("--split", type=date.fromisoformat, required=True)
+    bt.add_argument(
+        "--split",
+        type=date.fromisoformat,
+        help="the latest split date (default: the latest possible)",
+    )
+    bt.add_argument(
+        "--splits",
+        type=int,
+        help="rolling origins stepping back from it (default 1 with --split, else 4)",
+    )
     bt.add_argument("--horizon", type=int, default=180)
     bt.add_argument("--json", action="store_true")
 
@@ -210,7 +219,10 @@ def _run(args: argparse.Namespace) -> int:
         history = _load(args.dir, None)
         with _progress() as progress:
             progress.add_task("backtesting", total=None)
-            report, _ = backtest(history, day_number(args.split), horizon=args.horizon)
+            latest = day_number(args.split) if args.split else None
+            report = rolling(
+                history, split_days(history, latest, args.splits, args.horizon), args.horizon
+            )
         if args.json:
             print(json.dumps(report, indent=1))
         else:
@@ -230,6 +242,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"mean error {report['mae_pp']:.2f} pp, largest {report['max_abs_pp']:.2f} pp, "
                 f"interval coverage {report['coverage']:.0%}"
             )
+            for line in summary_lines(report):
+                out.print(line)
         return 0
     raise AssertionError(args.sim_command)
 
