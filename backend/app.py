@@ -55,9 +55,9 @@ def _rate_key(request: Request[Any, Any, Any]) -> str:
 
 def _stores(settings: Settings) -> StoreRegistry:
     if settings.redis_url:
-        from litestar.stores.redis import RedisStore
+        from backend.limit_store import redis_limit_store
 
-        store = RedisStore.with_client(url=settings.redis_url, namespace="kravlab")
+        store = redis_limit_store(settings.redis_url)  # fails open or closed: see there
         return StoreRegistry(default_factory=lambda name: store.with_namespace(name))
     return StoreRegistry(default_factory=lambda name: MemoryStore())
 

@@ -209,4 +209,5 @@ print("ok")
         text=True,
         timeout=120,
     )
-    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    # Piccolo's engine asks the server its version when built (it logs, here a failure).
+    assert result.returncode == 0 and result.stdout.splitlines()[-1] == "ok", result.stderr
