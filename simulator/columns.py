@@ -116,9 +116,12 @@ class Columns:
             return None
         return _days_from_civil(year.astype(np.int64), month.astype(np.int64), day.astype(np.int64))
 
-    def minor_units(self, name: str, empty_is_zero: bool = False) -> np.ndarray | None:
-        """Integer minor units of plain decimal amounts ('1234', '1234.5', '1234.50'):
-        digits, at most one dot with one or two digits after it; no sign, no spaces."""
+    def minor_units(
+        self, name: str, exponent: int, empty_is_zero: bool = False
+    ) -> np.ndarray | None:
+        """Integer minor units of plain decimal amounts in a currency with `exponent`
+        decimals (ISO 4217: SEK '1234', '1234.5', '1234.50'; JPY '1234' only): digits, at
+        most one dot with one to `exponent` digits after it; no sign, no spaces."""
         starts, lengths = self._span(name)
         if self.rows == 0:
             return np.zeros(0, dtype=np.int64)
@@ -150,9 +153,9 @@ class Columns:
             value += np.where(is_digit, digit * power, 0)
             power[is_digit] *= 10
         whole_digits = lengths - 1 - decimals
-        if (dotted & ((decimals < 1) | (decimals > 2) | (whole_digits < 1))).any():
+        if (dotted & ((decimals < 1) | (decimals > exponent) | (whole_digits < 1))).any():
             return None
-        return value * 10 ** (2 - decimals)
+        return value * 10 ** (exponent - decimals)
 
     def keys(self, name: str, words: int | None = None) -> np.ndarray | None:
         """The fields as sortable keys made of `words` words (default: enough for the

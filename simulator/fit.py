@@ -32,13 +32,14 @@ from threadpoolctl import threadpool_limits
 
 from simulator import defaults
 from simulator.exposure import Contacts, Segments, build_segments
-from simulator.history import NOT_SETTLED, History, debtor_history
+from simulator.history import NOT_SETTLED, History, debtor_record
 from simulator.model import (
     CHANNELS,
     N_STATIC_CODES,
     N_TIME_CODES,
     N_WINDOWS,
     Layout,
+    amount_edges,
     history_class,
     static_code,
     static_design,
@@ -51,14 +52,15 @@ DATA_SHARE_FOR_ESTIMATE = defaults.DATA_SHARE_FOR_ESTIMATE
 
 
 def static_codes(history: History) -> np.ndarray:
-    count, late_share, _ = debtor_history(history)
+    """Each invoice's static code; amount bins from this history's own amounts."""
     return static_code(
         history.b2c,
         history.amount,
         history.e_invoice,
         history.disputed,
         history.fee_agreed,
-        history_class(count, late_share),
+        history_class(*debtor_record(history)),
+        amount_edges(history.amount),
     )
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from simulator.columns import Columns, key_words, read_columns, strings
+from simulator.currency import UnknownCurrency, minor_unit_exponent
+from simulator.defaults import OVERDUE_DAYS
 
 DEBTOR_TYPES = ("b2b", "b2c")
 ACTIONS = ("reminder", "collection_notice", "escalation")
@@ -83,6 +85,42 @@ class History:
     def size(self) -> int:
         return len(self.amount)
 
+    def subset(self, invoices: np.ndarray) -> History:
+        """The history of these invoices only (their payments and actions with them), as of
+        the same day; debtors keep their numbers."""
+        keep = np.asarray(invoices)
+        position = np.full(self.size, -1, dtype=np.int64)
+        position[keep] = np.arange(len(keep))
+        pay = position[self.pay_invoice] >= 0
+        act = position[self.act_invoice] >= 0
+        return History(
+            as_of=self.as_of,
+            currency=self.currency,
+            invoice_id=self.invoice_id[keep],
+            debtor=self.debtor[keep],
+            debtor_ids=self.debtor_ids,
+            b2c=self.b2c[keep],
+            issue=self.issue[keep],
+            due=self.due[keep],
+            amount=self.amount[keep],
+            e_invoice=self.e_invoice[keep],
+            disputed=self.disputed[keep],
+            fee_agreed=self.fee_agreed[keep],
+            pay_invoice=position[self.pay_invoice[pay]].astype(np.int32),
+            pay_day=self.pay_day[pay],
+            pay_amount=self.pay_amount[pay],
+            act_invoice=position[self.act_invoice[act]].astype(np.int32),
+            act_day=self.act_day[act],
+            act_action=self.act_action[act],
+            act_channel=self.act_channel[act],
+            act_fee=self.act_fee[act],
+        )
+
+    @property
+    def exponent(self) -> int:
+        """Decimals of the currency's minor unit (ISO 4217): amounts are integers of 10^-exponent."""
+        return minor_unit_exponent(self.currency)
+
 
 def day_number(value: date) -> int:
     return (value - EPOCH).days
@@ -112,31 +150,35 @@ def settlement_days(
     return settled
 
 
-def debtor_history(history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per invoice, from the same debtor's invoices settled strictly before its issue date:
-    (count settled, share settled more than 5 days late, mean days late). No look-ahead.
+def debtor_record(history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per invoice, what was known of its debtor on its issue date, in terms whose meaning
+    does not change with how long the history is: (invoices issued before, invoices then
+    more than OVERDUE_DAYS past due and unpaid, days since the debtor's first invoice).
+
+    "No settled invoice yet" meant a new debtor early in a history and a never-payer late
+    in it; these three mean the same on any day. No look-ahead: an earlier invoice counts
+    as unpaid on the issue date unless it was settled before that day.
     """
-    n = history.size
-    settled_mask = history.settled != NOT_SETTLED
-    ev_debtor = history.debtor[settled_mask].astype(np.int64)
-    ev_day = history.settled[settled_mask].astype(np.int64)
-    ev_late = (history.settled[settled_mask] - history.due[settled_mask]).astype(np.float64)
     span = np.int64(1 << 32)
-    ev_key = ev_debtor * span + ev_day
-    order = np.argsort(ev_key, kind="stable")
-    ev_key, ev_late = ev_key[order], ev_late[order]
-    cum_count = np.r_[0, np.arange(1, len(ev_key) + 1)]
-    cum_late = np.r_[0.0, np.cumsum(ev_late > 5)]
-    cum_days = np.r_[0.0, np.cumsum(np.maximum(ev_late, 0))]
-    debtor = history.debtor.astype(np.int64)
-    upto = np.searchsorted(ev_key, debtor * span + history.issue, side="left")
-    start = np.searchsorted(ev_key, debtor * span, side="left")
-    count = (cum_count[upto] - cum_count[start]).astype(np.int32)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        late_share = np.where(count > 0, (cum_late[upto] - cum_late[start]) / count, 0.0)
-        mean_late = np.where(count > 0, (cum_days[upto] - cum_days[start]) / count, 0.0)
-    assert len(count) == n
-    return count, late_share, mean_late
+    debtor = history.debtor.astype(np.int64) * span
+    issue = history.issue.astype(np.int64)
+    due = history.due.astype(np.int64)
+    settled = history.settled.astype(np.int64)
+
+    def earlier(days: np.ndarray, at: np.ndarray, keep: np.ndarray, side: str) -> np.ndarray:
+        keys = np.sort((debtor + days)[keep])
+        start = np.searchsorted(keys, debtor, side="left")
+        return np.searchsorted(keys, debtor + at, side=side) - start  # type: ignore[call-overload]
+
+    everyone = np.ones(history.size, dtype=bool)
+    issued_before = earlier(issue, issue, everyone, "left")
+    overdue_from = due + OVERDUE_DAYS + 1
+    spell = overdue_from <= settled  # an interval [overdue_from, settled] in arrears
+    overdue = earlier(overdue_from, issue, spell, "right") - earlier(settled, issue, spell, "left")
+    first = np.full(len(history.debtor_ids), np.iinfo(np.int64).max)
+    np.minimum.at(first, history.debtor.astype(np.int64), issue)
+    tenure = issue - first[history.debtor]
+    return issued_before.astype(np.int32), overdue.astype(np.int32), tenure.astype(np.int32)
 
 
 class _Collector:
@@ -212,18 +254,20 @@ class _Parsers:
         self.dates[text] = value
         return value
 
-    def money(self, file: str, line: int, column: str, text: str, positive: bool) -> int | None:
-        """Decimal major units ('1234.50') to integer minor units, exactly (two decimals)."""
+    def money(
+        self, file: str, line: int, column: str, text: str, positive: bool, exponent: int
+    ) -> int | None:
+        """Decimal major units ('1234.50') to integer minor units, exactly: at most as many
+        decimals as the currency's minor unit has (`exponent`, ISO 4217: JPY 0, SEK 2)."""
         raw = text.strip()
         whole, dot, frac = raw.partition(".")
         sign = -1 if whole.startswith("-") else 1
         digits = whole.lstrip("-+")
-        if not digits.isdigit() or (dot and not frac.isdigit()) or len(frac) > 2:
-            self.problems.add(
-                file, line, column, f"not an amount with at most two decimals: {text!r}"
-            )
+        if not digits.isdigit() or (dot and not frac.isdigit()) or len(frac) > exponent:
+            allowed = "no decimals" if exponent == 0 else f"at most {exponent} decimals"
+            self.problems.add(file, line, column, f"not an amount with {allowed}: {text!r}")
             return None
-        value = sign * (int(digits) * 100 + int(frac.ljust(2, "0") or 0))
+        value = sign * (int(digits) * 10**exponent + int(frac.ljust(exponent, "0") or 0))
         if abs(value) >= MAX_MINOR_UNITS:
             self.problems.add(file, line, column, f"too large an amount: {text!r}")
             return None
@@ -242,6 +286,15 @@ class _Parsers:
         if value not in ("false", "0", "no", ""):
             self.problems.add(file, line, column, f"must be true or false: {text!r}")
         return False
+
+
+def _exponent(currency: str) -> int | None:
+    if len(currency) != 3 or not currency.isalpha():
+        return None
+    try:
+        return minor_unit_exponent(currency)
+    except UnknownCurrency:
+        return None
 
 
 def load_history(directory: str | Path, as_of: date | None = None) -> History:
@@ -315,11 +368,15 @@ def _load_clean(folder: Path, as_of: date | None) -> History | None:
         or not (currency.isascii() and currency.isalpha() and currency.isupper())
     ):
         return None
+    try:
+        exponent = minor_unit_exponent(currency)
+    except UnknownCurrency:
+        return None
     sorted_ids, id_rows = np.unique(ids, return_index=True)
     if len(sorted_ids) != inv.rows:
         return None  # a duplicate invoice_id
     issue, due = inv.days("issue_date"), inv.days("due_date")
-    amount = inv.minor_units("amount")
+    amount = inv.minor_units("amount", exponent)
     e_invoice, disputed, fee_agreed = (_flags(inv, name) for name in INVOICE_FLAGS)
     if e_invoice is None or disputed is None or fee_agreed is None:
         return None
@@ -330,14 +387,14 @@ def _load_clean(folder: Path, as_of: date | None) -> History | None:
     pay_keys = pay.keys("invoice_id", key_words(ids))
     pay_invoice = None if pay_keys is None else _positions(pay_keys, sorted_ids, id_rows)
     pay_day = pay.days("paid_date")
-    pay_amount = pay.minor_units("amount")
+    pay_amount = pay.minor_units("amount", exponent)
     if pay_invoice is None or pay_day is None or pay_amount is None or (pay_amount <= 0).any():
         return None
     if act is not None:
         act_keys = act.keys("invoice_id", key_words(ids))
         act_invoice = None if act_keys is None else _positions(act_keys, sorted_ids, id_rows)
         act_day = act.days("date")
-        act_fee = act.minor_units("fee", empty_is_zero=True)
+        act_fee = act.minor_units("fee", exponent, empty_is_zero=True)
         action = act.codes("action", ACTIONS)
         channel = act.codes("channel", (*CHANNELS, ""))
         if act_invoice is None or act_day is None or act_fee is None:
@@ -411,12 +468,14 @@ def _load_checked(folder: Path, as_of: date | None) -> History:
         d_day = parse.day(name, line, "due_date", row["due_date"])
         if i_day is not None and d_day is not None and d_day < i_day:
             problems.add(name, line, "due_date", "due_date is before issue_date")
-        value = parse.money(name, line, "amount", row["amount"], positive=True)
         currency = row["currency"].strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
+        exponent = _exponent(currency)
+        value = None
+        if exponent is None:
             problems.add(name, line, "currency", f"not an ISO 4217 code: {row['currency']!r}")
         else:
             currencies.setdefault(currency, line)
+            value = parse.money(name, line, "amount", row["amount"], True, exponent)
         if invoice_id and invoice_id not in index:
             index[invoice_id] = len(ids)
         ids.append(invoice_id)
@@ -435,6 +494,15 @@ def _load_checked(folder: Path, as_of: date | None) -> History:
                 name, line, "currency", f"a history has one currency: {code} after {first[0]}"
             )
 
+    # Payments and fees are in the history's currency; with none known their amounts are
+    # not checked (the invoices' currency problem is reported instead).
+    history_exponent = _exponent(next(iter(currencies), ""))
+
+    def money(file: str, line: int, column: str, text: str, positive: bool) -> int | None:
+        if history_exponent is None:
+            return None
+        return parse.money(file, line, column, text, positive, history_exponent)
+
     # The as-of date defaults to the last day anything was observed: an issue, a payment or
     # a contact. Due dates lie in the future of recent invoices and observe nothing.
     latest = max(issue, default=0)
@@ -452,7 +520,7 @@ def _load_checked(folder: Path, as_of: date | None) -> History:
         if target is None:
             problems.add(name, line, "invoice_id", f"unknown invoice {row['invoice_id']!r}")
         p_day = parse.day(name, line, "paid_date", row["paid_date"])
-        value = parse.money(name, line, "amount", row["amount"], positive=True)
+        value = money(name, line, "amount", row["amount"], positive=True)
         if p_day is not None:
             latest = max(latest, p_day)
         pay_inv.append(target if target is not None else 0)
@@ -482,7 +550,7 @@ def _load_checked(folder: Path, as_of: date | None) -> History:
             problems.add(
                 name, line, "channel", f"must be one of {', '.join(CHANNELS)}: {row['channel']!r}"
             )
-        fee = parse.money(name, line, "fee", row["fee"] or "0", positive=False)
+        fee = money(name, line, "fee", row["fee"] or "0", positive=False)
         if a_day is not None:
             latest = max(latest, a_day)
         act_inv.append(target if target is not None else 0)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.defaults import AMOUNT_BINS, TENURE_DAYS
+
 CHANNELS = ("email", "sms", "letter", "phone")
 # Days from sending to the debtor having it (letters travel).
 DELIVERY_LAG = np.array([0, 0, 2, 0], dtype=np.int64)
@@ -45,10 +47,14 @@ BUMP_DAYS = 14
 WINDOW_NAMES = ("0..2", "3..6", "7..13")
 RANKS = ("first", "later")
 
-# Static covariates, binned so that invoices share codes.
-AMOUNT_EDGES = np.log(np.array([500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000]) * 100.0)
-AMOUNT_CENTRES = (np.arange(len(AMOUNT_EDGES) + 1) - 3.5) / 2.0  # a standardised log amount
-HISTORY = ("none", "good", "mixed", "bad")
+# Static covariates, binned so that invoices share codes. Amount bins are quantiles of the
+# history's own amounts (`amount_edges`), so the amount covariate is the bin's rank,
+# centred: the same scale in any currency.
+AMOUNT_CENTRES = (np.arange(AMOUNT_BINS) - (AMOUNT_BINS - 1) / 2) / 2.0
+# The debtor's record on the invoice's issue date (history.debtor_record): its first
+# invoice; a recent debtor; established (first invoice TENURE_DAYS or more before); or in
+# arrears (an earlier invoice long overdue and unpaid), whatever else holds.
+HISTORY = ("first", "recent", "established", "in_arrears")
 
 N_BINS = len(BIN_LOWER)
 N_WINDOWS = len(WINDOW_LOWER)
@@ -63,9 +69,9 @@ STATIC_FEATURES = (
     "e_invoice",
     "disputed",
     "fee_agreed",
-    "history_good",
-    "history_mixed",
-    "history_bad",
+    "history_recent",
+    "history_established",
+    "history_in_arrears",
 )
 
 
@@ -141,6 +147,12 @@ def time_code(
     ) * 2 + notice.astype(np.int64)
 
 
+def amount_edges(amount: np.ndarray) -> np.ndarray:
+    """Inner edges of AMOUNT_BINS equally filled bins of the log amounts."""
+    levels = np.arange(1, AMOUNT_BINS) / AMOUNT_BINS
+    return np.quantile(np.log(np.maximum(amount, 1)), levels)
+
+
 def static_code(
     b2c: np.ndarray,
     amount: np.ndarray,
@@ -148,8 +160,10 @@ def static_code(
     disputed: np.ndarray,
     fee_agreed: np.ndarray,
     history: np.ndarray,
+    edges: np.ndarray,
 ) -> np.ndarray:
-    amount_bin = np.searchsorted(AMOUNT_EDGES, np.log(np.maximum(amount, 1)), side="right")
+    """`edges` from `amount_edges` of the whole history the codes are for."""
+    amount_bin = np.searchsorted(edges, np.log(np.maximum(amount, 1)), side="right")
     code = history.astype(np.int64)
     for flag in (fee_agreed, disputed, e_invoice):
         code = code * 2 + flag.astype(np.int64)
@@ -157,10 +171,11 @@ def static_code(
     return code * 2 + b2c.astype(np.int64)
 
 
-def history_class(count: np.ndarray, late_share: np.ndarray) -> np.ndarray:
-    """none / good / mixed / bad from the debtor's settled invoices before this one."""
-    cls = np.where(late_share <= 0.2, 1, np.where(late_share < 0.6, 2, 3))
-    return np.where(count > 0, cls, 0)
+def history_class(issued_before: np.ndarray, overdue: np.ndarray, tenure: np.ndarray) -> np.ndarray:
+    """first / recent / established / in arrears from `history.debtor_record`."""
+    cls = np.where(tenure >= TENURE_DAYS, 2, 1)
+    cls = np.where(issued_before > 0, cls, 0)
+    return np.where(overdue > 0, 3, cls)
 
 
 def static_design() -> np.ndarray:

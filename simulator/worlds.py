@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.currency import minor_unit_exponent
 from simulator.exposure import Contacts, ContactState
 from simulator.history import (
     EPOCH,
@@ -353,8 +354,17 @@ def _record(
     h.__post_init__()
 
 
-def write(world: World, out: str | Path) -> None:
-    """The history as formats §1 CSV files, and the truth beside them (truth.json)."""
+def write(world: World, out: str | Path, currency: str = "SEK") -> None:
+    """The history as formats §1 CSV files, and the truth beside them (truth.json).
+
+    Amounts are the world's minor units written in `currency` (its ISO 4217 exponent
+    places the decimal point: 12345 is 123.45 SEK or USD, 12345 JPY).
+    """
+    exponent = minor_unit_exponent(currency)
+
+    def _money(minor: int) -> str:
+        return money_text(minor, exponent)
+
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     h = world.history
@@ -373,7 +383,7 @@ def write(world: World, out: str | Path) -> None:
                 dates[h.issue[i]],
                 dates[h.due[i]],
                 _money(h.amount[i]),
-                "SEK",
+                currency,
                 flags[int(h.e_invoice[i])],
                 flags[int(h.disputed[i])],
                 flags[int(h.fee_agreed[i])],
@@ -411,5 +421,9 @@ def write(world: World, out: str | Path) -> None:
     (folder / "truth.json").write_text(json.dumps(truth, indent=1))
 
 
-def _money(minor: int) -> str:
-    return f"{minor // 100}.{minor % 100:02d}"
+def money_text(minor: int, exponent: int) -> str:
+    """Minor units as a plain decimal in major units with exactly `exponent` decimals."""
+    if exponent == 0:
+        return str(int(minor))
+    unit = 10**exponent
+    return f"{minor // unit}.{minor % unit:0{exponent}d}"

@@ -128,15 +128,15 @@ def test_lenient_forms_leave_the_fast_path_and_still_load(tmp_path, row):
         ("A,C,b2c,0000-01-01,2025-05-31,10,SEK,,,", "not a date (YYYY-MM-DD): '0000-01-01'"),
         (
             "A,C,b2c,2025-01-01,2025-01-31,10.,SEK,,,",
-            "not an amount with at most two decimals: '10.'",
+            "not an amount with at most 2 decimals: '10.'",
         ),
         (
             "A,C,b2c,2025-01-01,2025-01-31,.5,SEK,,,",
-            "not an amount with at most two decimals: '.5'",
+            "not an amount with at most 2 decimals: '.5'",
         ),
         (
             "A,C,b2c,2025-01-01,2025-01-31,1.2.3,SEK,,,",
-            "not an amount with at most two decimals: '1.2.3'",
+            "not an amount with at most 2 decimals: '1.2.3'",
         ),
         ("A,C,b2c,2025-01-01,2025-01-31,0.00,SEK,,,", "must be greater than 0: '0.00'"),
         ("A,C,b2c,2025-01-01,2025-01-31,99999999999999999999,SEK,,,", "too large an amount"),
@@ -191,7 +191,21 @@ def test_amounts_are_exact_minor_units(tmp_path):
     path.write_text("a,x\n" + "".join(f"{t},1\n" for t in texts))
     columns = read_columns(path, ("a", "x"), ())
     assert columns is not None
-    assert columns.minor_units("a").tolist() == [int(Decimal(t) * 100) for t in texts]
+    assert columns.minor_units("a", 2).tolist() == [int(Decimal(t) * 100) for t in texts]
+    assert columns.minor_units("a", 3).tolist() == [int(Decimal(t) * 1000) for t in texts]
+
+
+def test_amounts_take_no_more_decimals_than_the_currency_has(tmp_path):
+    path = tmp_path / "amounts.csv"
+    path.write_text("a,x\n1250,1\n7,1\n")
+    columns = read_columns(path, ("a", "x"), ())
+    assert columns is not None
+    assert columns.minor_units("a", 0).tolist() == [1250, 7]  # JPY: yen are the minor unit
+    path.write_text("a,x\n1250.5,1\n")
+    columns = read_columns(path, ("a", "x"), ())
+    assert columns is not None
+    assert columns.minor_units("a", 0) is None  # declined: the checked path names the problem
+    assert columns.minor_units("a", 1).tolist() == [12505]
 
 
 def test_an_absurdly_long_id_goes_the_row_path_without_a_huge_allocation(tmp_path):

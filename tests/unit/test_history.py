@@ -11,9 +11,10 @@ import pytest
 from simulator.history import (
     NOT_SETTLED,
     HistoryError,
+    _load_clean,
     day_date,
     day_number,
-    debtor_history,
+    debtor_record,
     load_history,
 )
 
@@ -59,10 +60,10 @@ def test_a_small_history_loads_exactly(tmp_path):
         2025, 3, 20
     )  # the last payment; a later due date observes nothing
     assert h.act_fee.tolist() == [6_000, 0] and h.act_channel.tolist()[1] == -1
-    count, late_share, mean_late = debtor_history(h)
-    # B was issued after A settled (11 days late): it knows that; A and C know nothing yet.
-    assert count.tolist() == [0, 1, 0]
-    assert late_share.tolist() == [0.0, 1.0, 0.0] and mean_late.tolist() == [0.0, 11.0, 0.0]
+    issued, overdue, tenure = debtor_record(h)
+    # B was issued after A (same debtor, 49 days before); C is its debtor's first invoice.
+    assert issued.tolist() == [0, 1, 0] and tenure.tolist() == [0, 49, 0]
+    assert overdue.tolist() == [0, 0, 0]
 
 
 def test_the_shared_example_loads():
@@ -73,19 +74,19 @@ def test_the_shared_example_loads():
     assert h.size == 5 and len(h.pay_amount) == 5 and len(h.act_day) == 5
 
 
-def test_debtor_history_never_looks_ahead():
+def test_debtor_record_means_the_same_whatever_the_history_length_and_never_looks_ahead():
     from simulator.history import History
 
-    n = 4
+    n = 5  # a, b, c, e of debtor x; d of debtor y
     h = History(
         as_of=day_number(date(2025, 12, 31)),
         currency="SEK",
-        invoice_id=np.array(["a", "b", "c", "d"], dtype=object),
-        debtor=np.array([0, 0, 0, 1], dtype=np.int32),
+        invoice_id=np.array(["a", "b", "c", "d", "e"], dtype=object),
+        debtor=np.array([0, 0, 0, 1, 0], dtype=np.int32),
         debtor_ids=np.array(["x", "y"], dtype=object),
         b2c=np.ones(n, bool),
-        issue=np.array([0, 10, 40, 40], dtype=np.int32),
-        due=np.array([30, 40, 70, 70], dtype=np.int32),
+        issue=np.array([0, 10, 40, 40, 0], dtype=np.int32),
+        due=np.array([30, 40, 70, 70, 10], dtype=np.int32),
         amount=np.full(n, 100, np.int64),
         e_invoice=np.zeros(n, bool),
         disputed=np.zeros(n, bool),
@@ -99,12 +100,21 @@ def test_debtor_history_never_looks_ahead():
         act_channel=np.zeros(0, np.int8),
         act_fee=np.zeros(0, np.int64),
     )
-    count, _, mean_late = debtor_history(h)
-    # c is issued on day 40, the day a settled: a same-day settlement is not yet known.
-    assert count.tolist() == [0, 0, 0, 0]
+    issued, overdue, tenure = debtor_record(h)
+    assert issued.tolist() == [0, 2, 3, 0, 0]  # a and e on day 0 do not precede each other
+    assert tenure.tolist() == [0, 10, 40, 0, 0]
+    # e (due day 10, never paid) is more than 30 days overdue from day 41 on, not on day 40
+    assert overdue.tolist() == [0, 0, 0, 0, 0]
+    h.issue[2] = 41
+    assert debtor_record(h)[1].tolist() == [0, 0, 1, 0, 0]
+    # settled before the issue day: no longer in arrears; settled on it: not yet known
+    h.pay_invoice = np.array([0, 1, 4], dtype=np.int32)
+    h.pay_day = np.array([40, 41, 41], dtype=np.int32)
+    h.pay_amount = np.array([100, 100, 100], dtype=np.int64)
+    h.__post_init__()
+    assert debtor_record(h)[1].tolist() == [0, 0, 1, 0, 0]
     h.issue[2] = 42
-    count, _, mean_late = debtor_history(h)
-    assert count.tolist() == [0, 0, 2, 0] and mean_late[2] == pytest.approx(5.5)
+    assert debtor_record(h)[1].tolist() == [0, 0, 0, 0, 0]
 
 
 @pytest.mark.parametrize(
@@ -132,13 +142,31 @@ def test_debtor_history_never_looks_ahead():
             "A,C,b2c,2025-01-01,2025-01-31,12.345,SEK,,,\n",
             "",
             None,
-            "invoices.csv:2 column amount: not an amount with at most two decimals: '12.345'",
+            "invoices.csv:2 column amount: not an amount with at most 2 decimals: '12.345'",
         ),
         (
             "A,C,b2c,2025-01-01,2025-01-31,1 000,SEK,,,\n",
             "",
             None,
-            "invoices.csv:2 column amount: not an amount with at most two decimals: '1 000'",
+            "invoices.csv:2 column amount: not an amount with at most 2 decimals: '1 000'",
+        ),
+        (
+            "A,C,b2c,2025-01-01,2025-01-31,1250.5,JPY,,,\n",
+            "",
+            None,
+            "invoices.csv:2 column amount: not an amount with no decimals: '1250.5'",
+        ),
+        (
+            "A,C,b2c,2025-01-01,2025-01-31,10,XYZ,,,\n",
+            "",
+            None,
+            "invoices.csv:2 column currency: not an ISO 4217 code: 'XYZ'",
+        ),
+        (
+            "A,C,b2c,2025-01-01,2025-01-31,10,JPY,,,\n",
+            "A,2025-01-20,10.50\n",
+            None,
+            "payments.csv:2 column amount: not an amount with no decimals: '10.50'",
         ),
         (
             "A,C,b2c,2025-01-01,2025-01-31,0,SEK,,,\n",
@@ -250,3 +278,33 @@ def test_missing_files_columns_and_empty_files(tmp_path):
         INVOICES.encode() + b"A,C,b2c,2025-01-01,2025-01-31,10,SEK,\xff,,\n"
     )
     assert any("UTF-8" in p for p in problems(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("currency", "text", "minor"),
+    [
+        ("SEK", "1250.5", 125_050),
+        ("USD", "1250.50", 125_050),
+        ("JPY", "1250", 1250),
+        ("BHD", "1.250", 1250),
+    ],
+)
+def test_amounts_follow_the_currency_exponent_on_both_load_paths(tmp_path, currency, text, minor):
+    """ISO 4217 minor units, never an assumed two decimals; the fast and the checked path agree."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    write(clean, f"A,C,b2c,2025-01-01,2025-01-31,{text},{currency},,,\n", f"A,2025-02-01,{text}\n")
+    h = load_history(clean)
+    assert (
+        h.currency == currency and h.amount.tolist() == [minor] and h.pay_amount.tolist() == [minor]
+    )
+    assert h.settled.tolist() == [day_number(date(2025, 2, 1))]
+    # a quoted field sends the file down the checked path, which must agree
+    checked = tmp_path / "checked"
+    checked.mkdir()
+    write(
+        checked, f'A,C,b2c,2025-01-01,2025-01-31,"{text}",{currency},,,\n', f"A,2025-02-01,{text}\n"
+    )
+    assert _load_clean(checked, None) is None
+    again = load_history(checked)
+    assert again.amount.tolist() == [minor] and again.exponent == h.exponent
