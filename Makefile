@@ -40,7 +40,7 @@ test-sqlite: $(STAMP) $(DOCS_UI) browser
 	KRAVLAB_TEST_DB=sqlite $(BIN)/pytest
 
 test-postgres: $(STAMP) $(DOCS_UI)
-	KRAVLAB_TEST_DB=postgres $(BIN)/pytest tests/integration tests/security
+	KRAVLAB_TEST_DB=postgres $(BIN)/pytest tests/integration tests/security tests/faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check backend tenants simulator frontend_api tests bench
