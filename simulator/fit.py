@@ -981,7 +981,7 @@ def fit_history(
             progress(f"fitting {classes} classes: EM iteration {i}, log-likelihood {ll:,.1f}")
 
     model = fit(
-        data, classes, progress=report, starts=1 if initial else defaults.EM_STARTS, initial=initial
+        data, classes, progress=report, starts=0 if initial else defaults.EM_STARTS, initial=initial
     )
     model.selection = selection
     return model
