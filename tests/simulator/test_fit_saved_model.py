@@ -1,0 +1,76 @@
+"""A saved model is the fit itself: a forecast from it equals one from the fresh fit."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from simulator.fit import fit_history
+from simulator.forecast import Options, forecast
+from simulator.saved_model import FORMAT, ModelFileError, load_model, save_model
+from simulator.worlds import generate
+from tests.simulator.scenarios import BASELINE, CHANGES
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate("never-pay", 12_000, 8)
+
+
+@pytest.fixture(scope="module")
+def model(world):
+    return fit_history(world.history)
+
+
+def test_a_forecast_from_the_saved_model_is_the_forecast_from_the_fit(tmp_path, world, model):
+    path = save_model(model, tmp_path / "model.npz")
+    with zipfile.ZipFile(path) as archive:
+        meta = json.loads(np.load(archive.open("meta.npy"), allow_pickle=False).item())
+    assert meta["format"] == FORMAT
+    assert meta["currency"] == "SEK" and meta["minor_unit_exponent"] == 2
+    assert meta["as_of"] == "2025-06-30" and len(meta["fingerprint"]) == 32
+    assert meta["layout"]["classes"] == model.layout.classes
+    assert meta["selection"]["chosen"] == model.layout.classes
+    assert meta["convergence"]["em_converged"] is True
+    loaded = load_model(path, world.history)
+    assert loaded.warnings == model.warnings  # same history: nothing recomputed
+    candidates = {"baseline": BASELINE, "one": CHANGES["one reminder instead of three"]}
+    options = Options(draws=16, seed=3)
+    fresh = forecast(world.history, model, candidates, options=options)
+    again = forecast(world.history, loaded, candidates, options=options)
+    assert json.dumps(again, sort_keys=True) == json.dumps(fresh, sort_keys=True)
+
+
+def test_on_newer_data_the_posteriors_are_recomputed_and_it_says_so(tmp_path, world, model):
+    path = save_model(model, tmp_path / "model.npz")
+    other = generate("never-pay", 6_000, 9).history
+    loaded = load_model(path, other)
+    assert loaded.debtor_posterior.shape == (len(other.debtor_ids), model.layout.classes)
+    assert loaded.invoice_log_lik.shape == (other.size, model.layout.classes)
+    assert any("fitted on other data" in w for w in loaded.warnings)
+    assert np.array_equal(loaded.params, model.params)
+
+
+def test_a_file_that_is_not_a_model_is_refused(tmp_path, model):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError):
+        load_model(junk)
+    other = tmp_path / "other.npz"
+    save_model(model, other)
+    with zipfile.ZipFile(other) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    meta = json.loads(np.load(io.BytesIO(members["meta.npy"])).item())
+    meta["format"] = "kravlab-model/99"
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(json.dumps(meta)))
+    members["meta.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(other, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(ModelFileError, match="kravlab-model/99"):
+        load_model(other)
