@@ -4,8 +4,9 @@ The statuses follow from what a route is, so they are derived in one place rathe
 listed by hand on each handler (where they drift): a route behind the bearer middleware
 can answer 401, one whose permission not every credential holds 403, one with a path id
 404, one with input 400 and 422, one with a body 413, every POST 409 and 422 through its
-Idempotency-Key, everything but `/health` 429. What a handler raises beyond that (a state
-conflict) it says with Litestar's `raises=`, which is rendered in the same error shape.
+Idempotency-Key, everything but `/health` 429, and every route 503 while the database is
+down. What a handler raises beyond that (a state conflict) it says with Litestar's
+`raises=`, which is rendered in the same error shape.
 Public routes (`opt={"public": True}`) declare `security: []` so a client knows it may
 call them without a credential.
 """
@@ -54,6 +55,7 @@ WHY = {
     422: "Invalid input: `errors` names every bad field, or the Idempotency-Key was used "
     "for another request",
     429: "Rate limit used up: retry after the Retry-After header's seconds",
+    503: "The database is unavailable: retry shortly",
 }
 
 
@@ -92,6 +94,7 @@ def statuses_for(
         statuses.update((400, 409, 422))
     if not path.startswith(UNLIMITED):
         statuses.add(429)
+    statuses.add(503)  # every route reads the database, the credential's check at least
     for exc in handler.raises or ():
         if isinstance(exc, type) and issubclass(exc, HTTPException):
             statuses.add(exc.status_code)
