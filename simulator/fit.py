@@ -913,6 +913,7 @@ def choose_classes(
             starts=defaults.EM_STARTS,
             initial=split_starts(train_data, smaller) if smaller is not None else None,
             seed=seed,
+            tolerance=defaults.SELECTION_EM_TOLERANCE,
         )
         scores[k] = _held_out_scores(fits[k], train_data, test_data)
     totals = {k: float(v.sum()) for k, v in scores.items()}
@@ -940,6 +941,7 @@ def choose_classes(
             chosen = k
     report["best"] = best
     report["chosen"] = chosen
+    report["at_boundary"] = chosen == max(candidates)
     return report, fits[chosen]
 
 
@@ -984,4 +986,9 @@ def fit_history(
         data, classes, progress=report, starts=0 if initial else defaults.EM_STARTS, initial=initial
     )
     model.selection = selection
+    if selection is not None and selection.get("at_boundary"):
+        model.warnings.append(
+            f"the held-out likelihood still favours the most classes tried ({classes}): the "
+            "debtors differ more than the model's classes can say"
+        )
     return model
