@@ -54,6 +54,8 @@ def add_parser(commands: Any) -> None:
         help="a policy file (NAME=actual replays the recorded contacts); repeat",
     )
     fc.add_argument("--horizon", type=int, default=180)
+    fc.add_argument("--due-from", type=date.fromisoformat, help="cohort: due on or after")
+    fc.add_argument("--due-to", type=date.fromisoformat, help="cohort: due on or before")
     fc.add_argument("--as-of", type=date.fromisoformat)
     fc.add_argument("--draws", type=int, default=100)
     fc.add_argument(
@@ -205,7 +207,11 @@ def _run(args: argparse.Namespace) -> int:
                 history,
                 model,
                 candidates,
-                default_cohort(history),
+                default_cohort(
+                    history,
+                    day_number(args.due_from) if args.due_from else None,
+                    day_number(args.due_to) if args.due_to else None,
+                ),
                 Options(horizon=args.horizon, draws=args.draws, channel_costs=_costs(args.cost)),
             )
         if args.plot:

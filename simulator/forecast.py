@@ -379,7 +379,7 @@ def forecast(
 def warnings(
     history: History, fit: Fit, candidates: dict[str, list[Policy] | str], options: Options
 ) -> list[str]:
-    found: list[str] = []
+    found: list[str] = list(fit.warnings)  # the fit's own: convergence, a singular Hessian
     layout = fit.layout
     prior = fit.is_prior()
     policies = [p for c in candidates.values() if not isinstance(c, str) for p in c]
@@ -389,8 +389,15 @@ def warnings(
         if channel in used_channels and prior[start]:
             seen = int((history.act_channel == c).sum())
             how = "never appears" if seen == 0 else f"appears only {seen} times"
+            users = ", ".join(
+                name
+                for name, candidate in candidates.items()
+                if not isinstance(candidate, str)
+                and any(s.channel == channel for p in candidate for s in p.steps)
+            )
             found.append(
-                f"channel '{channel}' {how} in the history: its effect is a prior, not an estimate"
+                f"{users}: channel '{channel}' {how} in the history: its effect is a prior, "
+                "not an estimate"
             )
     if (
         any(s.action == "collection_notice" for p in policies for s in p.steps)

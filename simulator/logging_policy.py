@@ -46,6 +46,9 @@ LAST_DAY = 240
 SPAN = LAST_DAY - FIRST_DAY + 1
 # Weight of the previous month's estimate, in invoices, when a month's own data are thin.
 PSEUDO_INVOICES = 20.0
+# Weight of all strata pooled, in invoices, in a stratum's first estimate: small, so that a
+# stratum the routine never contacts (disputed invoices) stays (nearly) uncontacted.
+PSEUDO_ACROSS_STRATA = 1.0
 # Kinds of contact: channel × collection notice × fee charged.
 N_KINDS = len(CHANNELS) * 4
 N_STRATA = 8  # B2C × fee agreed × disputed
@@ -283,8 +286,8 @@ def _shrunk_by_month(events: np.ndarray, at_risk: np.ndarray) -> np.ndarray:
     """Hazards per month, each shrunk towards the previous month's (the first month towards
     the stratum's pooled hazard, itself shrunk towards all strata pooled)."""
     pooled_all = events.sum(axis=(0, 1)) / np.maximum(at_risk.sum(axis=(0, 1)), 1e-12)
-    pooled = (events.sum(axis=0) + PSEUDO_INVOICES * pooled_all) / (
-        at_risk.sum(axis=0) + PSEUDO_INVOICES
+    pooled = (events.sum(axis=0) + PSEUDO_ACROSS_STRATA * pooled_all) / (
+        at_risk.sum(axis=0) + PSEUDO_ACROSS_STRATA
     )
     out = np.empty_like(events)
     prior = pooled
@@ -297,7 +300,7 @@ def _shrunk_by_month(events: np.ndarray, at_risk: np.ndarray) -> np.ndarray:
 def _shrunk_shares_by_month(counts: np.ndarray) -> np.ndarray:
     pooled_all = counts.sum(axis=(0, 1)) + 1e-9
     pooled_all /= pooled_all.sum(axis=-1, keepdims=True)
-    pooled = counts.sum(axis=0) + PSEUDO_INVOICES * pooled_all
+    pooled = counts.sum(axis=0) + PSEUDO_ACROSS_STRATA * pooled_all
     pooled /= pooled.sum(axis=-1, keepdims=True)
     out = np.empty_like(counts)
     prior = pooled
