@@ -17,7 +17,6 @@ from litestar.exceptions import ClientException
 from backend import settlement
 from backend.tables import Invoice, InvoiceEvent, Payment
 from backend.validation import FieldError, InvalidInput
-from tenants import audit
 from tenants.pagination import decode_cursor_as, keyset_page
 from tenants.scope import TenantScope
 from tenants.transactions import write_transaction
@@ -244,12 +243,7 @@ async def change_state(
                 "at": now,
             },
         )
-        await audit.record(
-            scope.principal.actor,
-            f"invoice.{kind}",
-            "invoice",
-            invoice_id,
-            scope.tenant_id,
+        await scope.audit(f"invoice.{kind}", "invoice", invoice_id,
             reason=reason,
             until=until,
         )
@@ -301,12 +295,7 @@ async def match_payment(scope: TenantScope, payment_id: UUID, invoice_id: UUID) 
             },
         ).where(Payment.id == payment_id)
         await settlement.resettle(scope, [invoice_id])
-        await audit.record(
-            scope.principal.actor,
-            "payment.matched",
-            "payment",
-            payment_id,
-            scope.tenant_id,
+        await scope.audit("payment.matched", "payment", payment_id,
             invoice_id=invoice_id,
         )
     return await get_invoice(scope, invoice_id)

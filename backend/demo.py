@@ -40,7 +40,7 @@ def _credentials_path(settings: Settings) -> str:
 
 async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
     path = Path(_credentials_path(settings))
-    if path.exists() and await onboarding.user_exists(DEMO_ADMIN):  # noqa: ASYNC240
+    if path.exists() and await onboarding.agency_user_exists(DEMO_ADMIN):  # noqa: ASYNC240
         return json.loads(path.read_text())  # noqa: ASYNC240 (a small local file, once)
     today = today or date.today()
     password = generate_password()

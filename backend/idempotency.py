@@ -31,9 +31,8 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend import bulk
 from backend.tables import IdempotencyRecord
-from tenants import onboarding
+from tenants import bulk, onboarding
 from tenants.access import Principal, authorize
 from tenants.clock import aware
 from tenants.transactions import write_transaction

@@ -14,16 +14,14 @@ import os
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 import msgspec
 from msgspec import Meta, Struct
 from piccolo.table import Table
 
-from backend import bulk, settlement
+from backend import settlement
 from backend.tables import Debtor, Invoice, Payment
 from backend.validation import MULTI_LINE, SINGLE_LINE, FieldError, InvalidInput
-from tenants import audit
 from tenants.codes import CURRENCIES
 from tenants.scope import TenantScope
 from tenants.transactions import write_transaction
@@ -244,8 +242,8 @@ async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBat
         for key, row in invoices.items()
     }
     async with write_transaction():
-        await bulk.advisory_lock(f"ingest:{tid}")
-        known_debtors = await _known(Debtor, tid, list(debtors))
+        await scope.lock("ingest")
+        known_debtors = await _known(scope, Debtor, list(debtors))
         debtor_ids: dict[str, Any] = {}
         debtor_rows = []
         for external_id, d in debtors.items():
@@ -269,10 +267,10 @@ async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBat
                         now,
                     )
                 )
-        await bulk.upsert(
+        await scope.upsert(
             Debtor, DEBTOR_COLUMNS, debtor_rows, ("tenant", "external_id"), DEBTOR_UPDATES
         )
-        known = await _known(Invoice, tid, list(invoices))
+        known = await _known(scope, Invoice, list(invoices))
         created: list[tuple[Any, ...]] = []
         updated: list[tuple[Any, ...]] = []
         for external_id, row in invoices.items():
@@ -301,7 +299,7 @@ async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBat
                     now,
                 )
             )
-        await bulk.upsert(
+        await scope.upsert(
             Invoice, INVOICE_COLUMNS, created + updated, ("tenant", "external_id"), INVOICE_UPDATES
         )
         # An amount may have changed under its payments, and payments that arrived before
@@ -313,23 +311,18 @@ async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBat
         result = InvoiceBatchResult(
             len(created), len(updated), len(invoices) - len(created) - len(updated)
         )
-        await audit.record(
-            scope.principal.actor,
-            "invoices.batch",
-            "invoice",
-            None,
-            tid,
+        await scope.audit("invoices.batch", "invoice", None,
             **msgspec.structs.asdict(result),
         )
     return result
 
 
 async def _known(
-    table: type[Table], tenant_id: UUID, external_ids: list[str]
+    scope: TenantScope, table: type[Table], external_ids: list[str]
 ) -> dict[str, tuple[Any, str]]:
     """external_id -> (id, content_hash) of the rows of this batch that exist already."""
-    rows = await bulk.fetch_where_in(
-        table, ("external_id", "id", "content_hash"), tenant_id, "external_id", external_ids
+    rows = await scope.fetch_where_in(
+        table, ("external_id", "id", "content_hash"), "external_id", external_ids
     )
     return {row["external_id"]: (row["id"], row["content_hash"]) for row in rows}
 
@@ -357,15 +350,11 @@ async def ingest_payments(scope: TenantScope, batch: PaymentBatch) -> PaymentBat
     tid = scope.tenant_id
     now = datetime.now(UTC)
     async with write_transaction():
-        await bulk.advisory_lock(f"ingest:{tid}")
+        await scope.lock("ingest")
         existing = {
             row["external_id"]
-            for row in await bulk.fetch_where_in(
-                Payment,
-                ("external_id",),
-                tid,
-                "external_id",
-                [p.external_id for p in batch.payments],
+            for row in await scope.fetch_where_in(
+                Payment, ("external_id",), "external_id", [p.external_id for p in batch.payments]
             )
         }
         fresh = [p for p in batch.payments if p.external_id not in existing]
@@ -396,18 +385,13 @@ async def ingest_payments(scope: TenantScope, batch: PaymentBatch) -> PaymentBat
                     now,
                 )
             )
-        await bulk.upsert(Payment, PAYMENT_COLUMNS, rows, ("tenant", "external_id"), ())
+        await scope.upsert(Payment, PAYMENT_COLUMNS, rows, ("tenant", "external_id"), ())
         await settlement.resettle(scope, list(matched_invoices))
         matched = sum(1 for r in rows if r[2] is not None)
         result = PaymentBatchResult(
             len(rows), len(batch.payments) - len(rows), matched, len(rows) - matched
         )
-        await audit.record(
-            scope.principal.actor,
-            "payments.batch",
-            "payment",
-            None,
-            tid,
+        await scope.audit("payments.batch", "payment", None,
             **msgspec.structs.asdict(result),
         )
     return result

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from uuid import UUID
 
-from backend import bulk
 from backend.tables import Invoice, Payment
 from tenants.scope import TenantScope
 
@@ -36,14 +35,11 @@ async def find_invoices(
     scope: TenantScope, external_ids: list[str], references: list[str]
 ) -> InvoiceTargets:
     targets = InvoiceTargets()
-    tid = scope.tenant_id
-    for row in await bulk.fetch_where_in(
-        Invoice, ("id", "external_id"), tid, "external_id", sorted(set(external_ids))
+    for row in await scope.fetch_where_in(Invoice, ("id", "external_id"), "external_id", sorted(set(external_ids))
     ):
         targets.by_external_id[row["external_id"]] = _uuid(row["id"])
     seen: dict[str, list[UUID]] = defaultdict(list)
-    for row in await bulk.fetch_where_in(
-        Invoice, ("id", "reference"), tid, "reference", sorted(set(references))
+    for row in await scope.fetch_where_in(Invoice, ("id", "reference"), "reference", sorted(set(references))
     ):
         seen[row["reference"]].append(_uuid(row["id"]))
     targets.by_reference = {ref: ids[0] for ref, ids in seen.items() if len(ids) == 1}
@@ -56,12 +52,11 @@ async def match_waiting_payments(
     """Match unmatched payments that name invoices which have just arrived."""
     if not external_ids and not references:
         return
-    tid = scope.tenant_id
     columns = ("id", "invoice_external_id", "reference", "matched_by")
     waiting = {
         row["id"]: row
         for column, values in (("invoice_external_id", external_ids), ("reference", references))
-        for row in await bulk.fetch_where_in(Payment, columns, tid, column, sorted(set(values)))
+        for row in await scope.fetch_where_in(Payment, columns, column, sorted(set(values)))
         if row["matched_by"] is None
     }
     if not waiting:
@@ -77,7 +72,7 @@ async def match_waiting_payments(
         invoice_id, how = targets.match(row["invoice_external_id"], row["reference"])
         if invoice_id is not None:
             updates.append((invoice_id, how, now, _uuid(payment_id)))
-    await bulk.update_many(Payment, "id", ("invoice", "matched_by", "matched_at"), updates)
+    await scope.update_many(Payment, "id", ("invoice", "matched_by", "matched_at"), updates)
     await resettle(scope, list({u[0] for u in updates}))
 
 
@@ -85,15 +80,13 @@ async def resettle(scope: TenantScope, invoice_ids: list[UUID]) -> None:
     """Recompute paid amount and settled date of these invoices from their payments."""
     if not invoice_ids:
         return
-    tid = scope.tenant_id
     ids = sorted(set(invoice_ids))
     amounts = {
         _uuid(r["id"]): r["amount"]
-        for r in await bulk.fetch_where_in(Invoice, ("id", "amount"), tid, "id", ids)
+        for r in await scope.fetch_where_in(Invoice, ("id", "amount"), "id", ids)
     }
     payments: dict[UUID, list[tuple[date, int]]] = defaultdict(list)
-    for r in await bulk.fetch_where_in(
-        Payment, ("invoice", "amount", "paid_date"), tid, "invoice", ids
+    for r in await scope.fetch_where_in(Payment, ("invoice", "amount", "paid_date"), "invoice", ids
     ):
         payments[_uuid(r["invoice"])].append((_date(r["paid_date"]), r["amount"]))
     rows = []
@@ -104,7 +97,7 @@ async def resettle(scope: TenantScope, invoice_ids: list[UUID]) -> None:
             if settled is None and paid >= amount:
                 settled = paid_date
         rows.append((paid, settled, invoice_id))
-    await bulk.update_many(Invoice, "id", ("paid_amount", "settled_date"), rows)
+    await scope.update_many(Invoice, "id", ("paid_amount", "settled_date"), rows)
 
 
 def _uuid(value: UUID | str) -> UUID:

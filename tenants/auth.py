@@ -1,7 +1,9 @@
 """Authentication: `Authorization: Bearer` carries an API key (`kl_…`) or a session JWT.
 
 Both are checked against the database on every request, so a revoked key, a removed user
-or a suspended tenant takes effect at once rather than when a token expires.
+or a suspended tenant takes effect at once rather than when a token expires. Bad credentials
+are counted per address (`tenants.throttle`), and password hashing runs in worker threads, a
+few at a time, so logins never stall the event loop that answers everyone else.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from litestar.types import ASGIApp
 
 from tenants.access import Principal
 from tenants.clock import aware
-from tenants.credentials import api_key_hash, looks_like_api_key, verify_password
+from tenants.credentials import api_key_hash, looks_like_api_key, verify_password_off_loop
+from tenants.onboarding import ConflictError
 from tenants.tables import ApiKey, Tenant, User
+from tenants.throttle import Throttle
 from tenants.transactions import write_transaction
 
 JWT_ALGORITHM = "HS256"
+
+
 # last_used_at is written at most this often per key: a write per request would serialise
 # every read behind SQLite's single writer.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -37,10 +43,21 @@ def issue_session_token(user_id: UUID, secret: str, ttl_seconds: int) -> str:
 
 
 async def login(email: str, password: str) -> dict[str, Any] | None:
-    """The user row if the password matches an active user, else None (same cost either way)."""
-    row = await User.select().where(User.email == email.strip().lower()).first()
-    ok = verify_password(row["password_hash"] if row else None, password)
-    if not row or not ok or not row["active"]:
+    """The user whose password matches, if active, else None (the same cost either way).
+
+    An email is unique per tenant, so one address may hold accounts in several tenants;
+    their passwords are generated, so at most one of them matches.
+    """
+    rows = await User.select().where(User.email == email.strip().lower())
+    matches: list[dict[str, Any]] = []
+    for candidate in rows or [None]:  # no such email: verify against a dummy, for the same cost
+        hashed = candidate["password_hash"] if candidate else None
+        if await verify_password_off_loop(hashed, password) and candidate:
+            matches.append(candidate)
+    if len(matches) > 1:
+        raise ConflictError("this email and password open several accounts; ask the agency")
+    row = matches[0] if matches else None
+    if row is None or not row["active"]:
         return None
     if row["tenant"] is not None:
         tenant = await Tenant.select(Tenant.status).where(Tenant.id == row["tenant"]).first()
@@ -52,11 +69,25 @@ async def login(email: str, password: str) -> dict[str, Any] | None:
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
-    def __init__(self, app: ASGIApp, secret: str, exclude: list[str] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, secret: str, failures: Throttle, exclude: list[str] | None = None
+    ) -> None:
         super().__init__(app, exclude=exclude, exclude_from_auth_key="public")
         self.secret = secret
+        self.failures = failures
 
     async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        address = "addr:" + (connection.client.host if connection.client else "unknown")
+        await self.failures.check(connection.app, address)
+        try:
+            return await self._authenticate(connection)
+        except NotAuthorizedException:
+            await self.failures.hit(connection.app, address)
+            raise
+
+    async def _authenticate(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")

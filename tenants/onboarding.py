@@ -13,7 +13,13 @@ from litestar.exceptions import ClientException, NotFoundException
 
 from tenants import audit, clock
 from tenants.access import Principal
-from tenants.credentials import api_key_hash, generate_api_key, generate_password, hash_password
+from tenants.credentials import (
+    api_key_hash,
+    generate_api_key,
+    generate_password,
+    hash_password_off_loop,
+)
+from tenants.scope import TenantScope
 from tenants.tables import ApiKey, Tenant, User
 from tenants.transactions import write_transaction
 
@@ -32,12 +38,10 @@ async def onboard(
     """A new tenant with its first admin and an API key; the secrets are returned this once."""
     tenant_id, admin_id, key_id = uuid4(), uuid4(), uuid4()
     password, key = generate_password(), generate_api_key()
-    password_hash = hash_password(password)
+    password_hash = await hash_password_off_loop(password)
     async with write_transaction():
         if await Tenant.exists().where(Tenant.slug == slug):
             raise ConflictError(f"a tenant with slug {slug!r} exists")
-        if await User.exists().where(User.email == admin_email):
-            raise ConflictError(f"a user with email {admin_email!r} exists")
         now = clock.now()
         await Tenant.insert(
             Tenant(
@@ -116,42 +120,42 @@ async def offboard(tenant_id: UUID, actor: Principal) -> None:
         )
 
 
-async def invite_user(tenant_id: UUID, email: str, role: str, actor: Principal) -> dict[str, Any]:
+async def invite_user(scope: TenantScope, email: str, role: str) -> dict[str, Any]:
     password = generate_password()
-    password_hash = hash_password(password)
+    password_hash = await hash_password_off_loop(password)
     user_id = uuid4()
     async with write_transaction():
-        if await User.exists().where(User.email == email):
-            raise ConflictError(f"a user with email {email!r} exists")
+        # Only this tenant's users are looked at: whether another tenant (or the agency) has
+        # this address is none of this tenant's business.
+        if await scope.count(User).where(User.email == email):
+            raise ConflictError(f"{email!r} is already a user of this tenant")
         now = clock.now()
-        await User.insert(
-            User(
-                id=user_id,
-                tenant=tenant_id,
-                email=email,
-                password_hash=password_hash,
-                role=role,
-                active=True,
-                created_at=now,
-            )
+        await scope.insert(
+            User,
+            {
+                "id": user_id,
+                "email": email,
+                "password_hash": password_hash,
+                "role": role,
+                "active": True,
+                "created_at": now,
+            },
         )
-        await audit.record(
-            actor.actor, "user.invited", "user", user_id, tenant_id, email=email, role=role
-        )
+        await scope.audit("user.invited", "user", user_id, email=email, role=role)
     return {"id": user_id, "email": email, "role": role, "password": password, "created_at": now}
 
 
-async def user_exists(email: str) -> bool:
-    return await User.exists().where(User.email == email)
+async def agency_user_exists(email: str) -> bool:
+    return await User.exists().where((User.email == email) & User.tenant.is_null())
 
 
 async def create_agency_user(email: str, password: str, role: str) -> UUID:
     """For the CLI: the first agency admin (or more agency staff)."""
     user_id = uuid4()
-    password_hash = hash_password(password)
+    password_hash = await hash_password_off_loop(password)
     async with write_transaction():
-        if await User.exists().where(User.email == email):
-            raise ConflictError(f"a user with email {email!r} exists")
+        if await User.exists().where((User.email == email) & User.tenant.is_null()):
+            raise ConflictError(f"an agency user with email {email!r} exists")
         await User.insert(
             User(
                 id=user_id,
@@ -167,26 +171,22 @@ async def create_agency_user(email: str, password: str, role: str) -> UUID:
     return user_id
 
 
-async def create_api_key(
-    tenant_id: UUID, name: str, scopes: list[str], actor: Principal
-) -> dict[str, Any]:
+async def create_api_key(scope: TenantScope, name: str, scopes: list[str]) -> dict[str, Any]:
     key_id, key = uuid4(), generate_api_key()
     now = clock.now()
     async with write_transaction():
-        await ApiKey.insert(
-            ApiKey(
-                id=key_id,
-                tenant=tenant_id,
-                name=name,
-                prefix=key[:10],
-                key_hash=api_key_hash(key),
-                scopes=",".join(scopes),
-                created_at=now,
-            )
+        await scope.insert(
+            ApiKey,
+            {
+                "id": key_id,
+                "name": name,
+                "prefix": key[:10],
+                "key_hash": api_key_hash(key),
+                "scopes": ",".join(scopes),
+                "created_at": now,
+            },
         )
-        await audit.record(
-            actor.actor, "api_key.created", "api_key", key_id, tenant_id, name=name, scopes=scopes
-        )
+        await scope.audit("api_key.created", "api_key", key_id, name=name, scopes=scopes)
     return {
         "id": key_id,
         "name": name,
@@ -197,15 +197,9 @@ async def create_api_key(
     }
 
 
-async def revoke_api_key(tenant_id: UUID, key_id: UUID, actor: Principal) -> None:
+async def revoke_api_key(scope: TenantScope, key_id: UUID) -> None:
     async with write_transaction():
-        row = (
-            await ApiKey.select(ApiKey.revoked_at)
-            .where((ApiKey.id == key_id) & (ApiKey.tenant == tenant_id))
-            .first()
-        )
-        if row is None:
-            raise NotFoundException("api key not found")
+        row = await scope.get(ApiKey, key_id, ApiKey.revoked_at)
         if row["revoked_at"] is None:
-            await ApiKey.update({ApiKey.revoked_at: clock.now()}).where(ApiKey.id == key_id)
-            await audit.record(actor.actor, "api_key.revoked", "api_key", key_id, tenant_id)
+            await scope.update(ApiKey, {ApiKey.revoked_at: clock.now()}).where(ApiKey.id == key_id)
+            await scope.audit("api_key.revoked", "api_key", key_id)

@@ -2,27 +2,25 @@
 
 Handlers never query a tenant-owned table directly (a unit test walks the code to make sure);
 they get a `TenantScope` from the request, whose every query carries `tenant = <id>`. A
-row of another tenant is therefore simply not found, exactly like a missing one.
+row of another tenant is therefore simply not found, exactly like a missing one. The bulk
+path (`tenants.bulk`) is the scope's too: its upserts stamp this tenant on every row, its
+updates and lookups filter by it, and its lock is this tenant's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from litestar.exceptions import NotFoundException
-from piccolo.columns import Column
 from piccolo.query import Count, Delete, Objects, Select, Update
 from piccolo.table import Table
 
+from tenants import audit, bulk
 from tenants.access import Principal
 from tenants.tables import Tenant
-
-
-def _is_tenant_owned(table: type[Table]) -> bool:
-    column = getattr(table, "tenant", None)
-    return isinstance(column, Column) and column._meta.name == "tenant"
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class TenantScope:
         return cls(tenant_id, row["currency"], row["country"], row["status"], principal)
 
     def _own(self, table: type[Table]) -> Any:
-        if not _is_tenant_owned(table):
+        if not bulk.is_tenant_owned(table):
             raise TypeError(f"{table.__name__} is not tenant-owned")
         return table.tenant == self.tenant_id  # type: ignore[attr-defined]
 
@@ -73,3 +71,48 @@ class TenantScope:
         """Insert rows with this scope's tenant stamped on each (any other is overwritten)."""
         self._own(table)
         await table.insert(*(table(**{**row, "tenant": self.tenant_id}) for row in rows))
+
+    async def upsert(
+        self,
+        table: type[Table],
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        conflict: Sequence[str],
+        update: Sequence[str],
+    ) -> None:
+        """Bulk insert-or-update; `columns` names "tenant", and every row gets this tenant
+        there whatever the caller put in it."""
+        self._own(table)
+        at = list(columns).index("tenant")
+        stamped = [(*row[:at], self.tenant_id, *row[at + 1 :]) for row in rows]
+        await bulk._upsert(table, columns, stamped, conflict, update)
+
+    async def update_many(
+        self,
+        table: type[Table],
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """`SET columns… WHERE key = …` per row (key value last), on this tenant's rows only."""
+        self._own(table)
+        await bulk._update_many(table, self.tenant_id, key, columns, rows)
+
+    async def fetch_where_in(
+        self, table: type[Table], columns: Sequence[str], column: str, values: Sequence[Any]
+    ) -> list[dict[str, Any]]:
+        """This tenant's rows whose `column` is one of `values` (one parameter, any count)."""
+        self._own(table)
+        return await bulk._fetch_where_in(table, columns, self.tenant_id, column, values)
+
+    async def lock(self, name: str) -> None:
+        """Serialise this tenant's writers of `name` for the rest of the transaction."""
+        await bulk._advisory_lock(f"{name}:{self.tenant_id}")
+
+    async def audit(
+        self, action: str, object_type: str, object_id: Any = None, **detail: Any
+    ) -> None:
+        """Record a change to this tenant by this scope's caller, in the change's transaction."""
+        await audit.record(
+            self.principal.actor, action, object_type, object_id, self.tenant_id, **detail
+        )

@@ -31,7 +31,9 @@ class Tenant(Table, tablename="tenants"):
 class User(Table, tablename="users"):
     id = UUID(primary_key=True)
     tenant = ForeignKey(Tenant, null=True, on_delete=OnDelete.cascade, index=True)
-    email = Varchar(length=254, unique=True)
+    # Unique per tenant and among agency staff (partial unique indexes in the migrations),
+    # not across tenants: a tenant must not learn another tenant's users from a 409.
+    email = Varchar(length=254)
     password_hash = Text()
     role = Varchar(length=32)
     active = Boolean(default=True)

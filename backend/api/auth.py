@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
@@ -15,6 +15,11 @@ from backend.api.tenant_schemas import Me
 from backend.settings import Settings
 from tenants.access import Principal
 from tenants.auth import issue_session_token, login
+from tenants.throttle import Throttle
+
+
+# One address may be an office of many people: it gets this many times an account's budget.
+LOGIN_ADDRESS_FACTOR = 5
 
 
 class LoginIn(Struct, forbid_unknown_fields=True):
@@ -39,9 +44,27 @@ class AuthController(Controller):
         raises=[NotAuthorizedException],
         summary="Log in with email and password",
     )
-    async def login(self, data: JSONBody[LoginIn], settings: NamedDependency[Settings]) -> TokenOut:
+    async def login(
+        self,
+        data: JSONBody[LoginIn],
+        settings: NamedDependency[Settings],
+        request: Request[Any, Any, Any],
+    ) -> TokenOut:
+        # Failures per account and per address, whatever headers come along: a guesser can
+        # change its Authorization header, not the account it attacks nor its address.
+        account = data.email.strip().lower()
+        address = request.client.host if request.client else "unknown"
+        limit = settings.login_failures_per_minute
+        throttles = (
+            (Throttle("login_accounts", limit), account),
+            (Throttle("login_addresses", limit * LOGIN_ADDRESS_FACTOR), address),
+        )
+        for throttle, key in throttles:
+            await throttle.check(request.app, key)
         user = await login(data.email, data.password)
         if user is None:
+            for throttle, key in throttles:
+                await throttle.hit(request.app, key)
             raise NotAuthorizedException("wrong email or password")
         token = issue_session_token(user["id"], settings.secret_key, settings.token_ttl_seconds)
         return TokenOut(token, "bearer", settings.token_ttl_seconds)

@@ -169,9 +169,7 @@ class TenantController(Controller):
         data: JSONBody[ApiKeyIn],
         principal: NamedDependency[Principal],
     ) -> CreatedApiKey:
-        created = await onboarding.create_api_key(
-            tenant.tenant_id, data.name, sorted(set(data.scopes)), principal
-        )
+        created = await onboarding.create_api_key(tenant, data.name, sorted(set(data.scopes)))
         return msgspec.convert(created, CreatedApiKey)
 
     @get("/{tenant_id:uuid}/api-keys", opt={"permission": "keys:manage"})
@@ -201,7 +199,7 @@ class TenantController(Controller):
         key_id: FromPath[UUID],
         principal: NamedDependency[Principal],
     ) -> None:
-        await onboarding.revoke_api_key(tenant.tenant_id, key_id, principal)
+        await onboarding.revoke_api_key(tenant, key_id)
 
     @post(
         "/{tenant_id:uuid}/users",
@@ -215,9 +213,7 @@ class TenantController(Controller):
         data: JSONBody[UserIn],
         principal: NamedDependency[Principal],
     ) -> InvitedUser:
-        invited = await onboarding.invite_user(
-            tenant.tenant_id, data.email.lower(), data.role, principal
-        )
+        invited = await onboarding.invite_user(tenant, data.email.lower(), data.role)
         return msgspec.convert(invited, InvitedUser)
 
     @get("/{tenant_id:uuid}/users", opt={"permission": "users:manage"})

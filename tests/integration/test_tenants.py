@@ -41,12 +41,13 @@ async def test_onboarding_conflicts_and_bad_input(client, admin):
     }
     r = await client.post("/api/v1/tenants", json=body, headers=admin)
     assert r.status_code == 409
+    # Another tenant's admin address is no conflict: tenants are separate namespaces.
     r = await client.post(
         "/api/v1/tenants",
-        json={**body, "slug": "fresh-slug-1", "admin_email": t.admin_email},
+        json={**body, "slug": f"fresh-{t.slug}", "admin_email": t.admin_email},
         headers=admin,
     )
-    assert r.status_code == 409
+    assert r.status_code == 201
     r = await client.post(
         "/api/v1/tenants",
         json={
@@ -248,3 +249,44 @@ async def test_wrong_password_and_forged_tokens(client, tenant):
     assert (
         await client.get("/api/v1/me", headers={"Authorization": "Basic abc"})
     ).status_code == 401
+
+
+async def test_invitations_reveal_nothing_about_other_tenants(client, admin):
+    """A probe learned other tenants' users from "409 a user with email … exists"."""
+    from tests.support.world import login
+
+    a, b = await onboard(client, admin), await onboard(client, admin)
+    a_admin = await login(client, a.admin_email, a.admin_password)
+    b_admin = await login(client, b.admin_email, b.admin_password)
+    shared = f"accountant-{a.slug}@firm.test"
+    first = await client.post(
+        a.path("/users"), json={"email": shared, "role": "tenant_member"}, headers=a_admin
+    )
+    assert first.status_code == 201
+    # Tenant B inviting the same person (or A's admin) is answered as for a stranger.
+    for email in (shared, a.admin_email):
+        r = await client.post(
+            b.path("/users"), json={"email": email, "role": "tenant_member"}, headers=b_admin
+        )
+        assert r.status_code == 201, r.text
+    second = r.json()
+    # Inside one tenant the address is taken, and saying so reveals only that tenant's users.
+    again = await client.post(
+        b.path("/users"), json={"email": shared, "role": "tenant_member"}, headers=b_admin
+    )
+    assert again.status_code == 409 and b.slug not in again.text
+    # Each account logs in with its own password into its own tenant.
+    me_a = (
+        await client.get(
+            "/api/v1/me", headers=await login(client, shared, first.json()["password"])
+        )
+    ).json()
+    assert me_a["tenant_id"] == a.id
+    me_b = (
+        await client.get(
+            "/api/v1/me", headers=await login(client, a.admin_email, second["password"])
+        )
+    ).json()
+    assert me_b["tenant_id"] == b.id
+    original = await login(client, a.admin_email, a.admin_password)
+    assert (await client.get("/api/v1/me", headers=original)).json()["tenant_id"] == a.id

@@ -1,8 +1,12 @@
-"""The bulk write path: many rows in one statement, bypassing the ORM where it is slow.
+"""The bulk path: many rows in one statement, bypassing the ORM where it is slow.
 
-PostgreSQL gets one `INSERT … SELECT FROM unnest(arrays) ON CONFLICT …` per call; SQLite an
-`executemany` of the same upsert inside the caller's IMMEDIATE transaction. Callers hand
-over rows as tuples in the column order they name. Must run inside `write_transaction()`.
+PostgreSQL gets COPY into a staging table and one `INSERT … SELECT … ON CONFLICT`; SQLite an
+`executemany` of the same upsert inside the caller's IMMEDIATE transaction. Rows are tuples
+in the column order the caller names. Must run inside `write_transaction()`.
+
+Tenant-owned tables are reached only through `TenantScope`'s bulk methods, which stamp and
+filter the tenant themselves: `upsert` here refuses a tenant-owned table, and the functions
+that take a tenant id are private to the scope (a unit test walks the code to make sure).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from piccolo.columns import Column
 from piccolo.table import Table
 
 from tenants.transactions import engine, is_sqlite
@@ -39,6 +44,11 @@ def _connection() -> Any:
     return transaction.connection
 
 
+def is_tenant_owned(table: type[Table]) -> bool:
+    column = getattr(table, "tenant", None)
+    return isinstance(column, Column) and column._meta.name == "tenant"
+
+
 async def upsert(
     table: type[Table],
     columns: Sequence[str],
@@ -46,7 +56,20 @@ async def upsert(
     conflict: Sequence[str],
     update: Sequence[str],
 ) -> None:
-    """Insert rows; on a conflict over `conflict`, overwrite the `update` columns."""
+    """Insert rows of a table no tenant owns; on a conflict over `conflict`, overwrite the
+    `update` columns. (A tenant's rows go through `TenantScope.upsert`.)"""
+    if is_tenant_owned(table):
+        raise TypeError(f"{table.__name__} is tenant-owned: upsert through its TenantScope")
+    await _upsert(table, columns, rows, conflict, update)
+
+
+async def _upsert(
+    table: type[Table],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    conflict: Sequence[str],
+    update: Sequence[str],
+) -> None:
     if not rows:
         return
     name = table._meta.tablename
@@ -77,17 +100,25 @@ async def upsert(
     )
 
 
-async def update_many(
-    table: type[Table], key: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+async def _update_many(
+    table: type[Table],
+    tenant_id: Any,
+    key: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
 ) -> None:
-    """`UPDATE table SET columns… WHERE key = …` for each row (key value last in each tuple)."""
+    """`UPDATE table SET columns… WHERE key = … AND tenant = tenant_id` for each row (key
+    value last in each tuple): a key of another tenant's row updates nothing."""
     if not rows:
         return
     name = table._meta.tablename
     connection = _connection()
     if is_sqlite():
         sets = ", ".join(f"{c} = ?" for c in columns)
-        await connection.executemany(f"UPDATE {name} SET {sets} WHERE {key} = ?", rows)
+        await connection.executemany(
+            f"UPDATE {name} SET {sets} WHERE {key} = ? AND tenant = ?",
+            [(*row, str(tenant_id)) for row in rows],
+        )
         return
     all_columns = [*columns, key]
     types = [_array_type(table, c) for c in all_columns]
@@ -95,12 +126,14 @@ async def update_many(
     arrays = ", ".join(f"${i + 1}::{t}" for i, t in enumerate(types))
     await connection.execute(
         f"UPDATE {name} SET {sets} FROM (SELECT * FROM unnest({arrays}) "
-        f"AS t({', '.join(all_columns)})) AS data WHERE {name}.{key} = data.{key}",
+        f"AS t({', '.join(all_columns)})) AS data WHERE {name}.{key} = data.{key} "
+        f"AND {name}.tenant = ${len(all_columns) + 1}",
         *[list(column) for column in zip(*rows, strict=True)],
+        tenant_id,
     )
 
 
-async def fetch_where_in(
+async def _fetch_where_in(
     table: type[Table],
     columns: Sequence[str],
     tenant_id: Any,
@@ -129,7 +162,7 @@ async def fetch_where_in(
     return [dict(record) for record in records]
 
 
-async def advisory_lock(key: str) -> None:
+async def _advisory_lock(key: str) -> None:
     """Serialise writers of one key for the rest of the transaction (PostgreSQL only).
 
     SQLite's IMMEDIATE transaction already admits one writer at a time; on PostgreSQL two
