@@ -5,8 +5,10 @@
 1. A `retail-b2c` world of `--invoices` invoices is generated and written as CSV (untimed,
    in a child process so its memory is not counted).
 2. Timed in this process: loading the CSVs (beside pandas.read_csv of the same files as a
-   baseline), fitting the model (EM, 2 classes), and a
-   forecast of two policies with 100-draw intervals; then the peak resident memory.
+   baseline); fitting the model with the number of classes chosen on held-out data (what
+   `kravlab sim fit` does), and for comparison with 2 classes fixed; saving and loading the
+   model; a forecast of two policies with 100-draw intervals from the loaded model; then
+   the peak resident memory.
 3. The same estimator two ways on a `--subset`-invoice history with one class and no
    penalty: ours on aggregated cells, and statsmodels' binomial GLM on the expanded
    invoice-day rows. Prints the largest coefficient difference and the speed ratio.
@@ -27,11 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.fit import aggregate, design, fit, m_step, prepare  # noqa: E402
+from simulator.fit import aggregate, design, fit, fit_history, m_step, prepare  # noqa: E402
 from simulator.forecast import Options, default_cohort, forecast  # noqa: E402
 from simulator.history import load_history  # noqa: E402
 from simulator.model import Layout  # noqa: E402
 from simulator.policy import parse_policies  # noqa: E402
+from simulator.saved_model import load_model, save_model  # noqa: E402
 from simulator.worlds import generate, write  # noqa: E402
 
 BASE = {
@@ -135,20 +138,30 @@ def main() -> None:
     pandas_seconds = pandas_baseline(folder)
     if pandas_seconds:
         print(f"    ratio to pandas.read_csv             {load_seconds / pandas_seconds:8.2f}x")
-    model, _ = timed("fit (EM, 2 classes)", lambda: fit(prepare(history)))
+    model, _ = timed("fit, classes chosen on held-out", fit_history, history)
+    assert model.selection is not None
+    scores = ", ".join(
+        f"{c['classes']}: {c['per_test_invoice']:.4f}" for c in model.selection["candidates"]
+    )
+    print(f"    held-out log-lik per test invoice     {scores}; chosen {model.layout.classes}")
+    timed("fit, 2 classes fixed", lambda: fit(prepare(history), 2))
+    path = folder / "model.npz"
+    timed("save model", save_model, model, path)
+    loaded, _ = timed("load model (same history)", load_model, path, history)
     candidates = {"base": parse_policies(BASE), "early": parse_policies(EARLY)}
     timed(
         "forecast 2 policies, 100 draws",
         forecast,
         history,
-        model,
+        loaded,
         candidates,
         default_cohort(history),
         Options(draws=100),
     )
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-    print(f"  peak memory (load + fit + forecast)   {peak_gb:8.2f} GB")
+    print(f"  peak memory (load + fits + forecast)  {peak_gb:8.2f} GB")
     print(f"  EM iterations {model.iterations}, invoices {history.size:,}")
+    print(f"  model file {path.stat().st_size / 1e6:.1f} MB")
     print(f"statsmodels comparison on {args.subset:,} invoices, one class, no penalty:")
     statsmodels_comparison(args.subset)
 

