@@ -1,7 +1,10 @@
 """Demo data: an agency admin and two client tenants with a few thousand invoices each.
 
 Seeding happens once per database; the logins and keys it made are kept in
-`var/demo-credentials.json` so every later `make demo` prints the same ones.
+`var/demo-credentials.json` so every later `make demo` prints the same ones. The book is
+drawn relative to the day it is seeded, and a later `make demo` moves every date of it
+forward to today, so the demo always shows this week's book (open, overdue and paid
+invoices in the proportions of a real one), never a book frozen on the day it was made.
 """
 
 from __future__ import annotations
@@ -12,15 +15,18 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from rich.console import Console
 
 from backend import ingest
 from backend.settings import Settings
+from backend.tables import Invoice, InvoiceEvent, Payment
 from tenants import onboarding
 from tenants.access import Principal
 from tenants.credentials import generate_password
 from tenants.scope import TenantScope
+from tenants.transactions import write_transaction
 
 DEMO_ADMIN = "admin@kravlab.demo"
 TENANTS: list[dict[str, Any]] = [
@@ -40,15 +46,19 @@ def _credentials_path(settings: Settings) -> str:
 
 async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
     path = Path(_credentials_path(settings))
-    if path.exists() and await onboarding.agency_user_exists(DEMO_ADMIN):  # noqa: ASYNC240
-        return json.loads(path.read_text())  # noqa: ASYNC240 (a small local file, once)
     today = today or date.today()
+    if path.exists() and await onboarding.agency_user_exists(DEMO_ADMIN):  # noqa: ASYNC240
+        credentials = json.loads(path.read_text())  # noqa: ASYNC240 (a small local file, once)
+        if await _move_to(today, credentials):
+            _write(path, credentials)
+        return credentials
     password = generate_password()
     admin_id = await onboarding.create_agency_user(DEMO_ADMIN, password, "agency_admin")
     admin = Principal.user(admin_id, None, "agency_admin", DEMO_ADMIN)
     credentials: dict[str, Any] = {
-        "admin": {"email": DEMO_ADMIN, "password": password},
+        "admin": {"id": str(admin_id), "email": DEMO_ADMIN, "password": password},
         "tenants": [],
+        "book_as_of": today.isoformat(),
     }
     for number, spec in enumerate(TENANTS):
         created = await onboarding.onboard(
@@ -74,10 +84,49 @@ async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
             }
         )
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    _write(path, credentials)
+    return credentials
+
+
+def _write(path: Path, credentials: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(credentials, handle, indent=2)
-    return credentials
+
+
+# Every calendar date of the demo book, by table: moved together, they keep every invoice's
+# age, lateness and payment as they were, only nearer to today.
+DATES: list[tuple[Any, tuple[str, ...]]] = [
+    (Invoice, ("issue_date", "due_date", "settled_date", "paused_until")),
+    (Payment, ("paid_date",)),
+    (InvoiceEvent, ("until",)),
+]
+
+
+async def _move_to(today: date, credentials: dict[str, Any]) -> bool:
+    """Move the demo book's dates forward to `today`; False when already there."""
+    as_of = date.fromisoformat(credentials.get("book_as_of", today.isoformat()))
+    days = (today - as_of).days
+    if days <= 0 or "id" not in credentials["admin"]:
+        return False
+    shift = timedelta(days=days)
+    admin = Principal.user(UUID(credentials["admin"]["id"]), None, "agency_admin", DEMO_ADMIN)
+    for tenant in credentials["tenants"]:
+        scope = await TenantScope.open(UUID(tenant["id"]), admin)
+        async with write_transaction():
+            for table, columns in DATES:
+                rows = await scope.select(table, table._meta.primary_key, *columns)
+                moved = [(*(_later(row[c], shift) for c in columns), row["id"]) for row in rows]
+                await scope.update_many(table, "id", columns, moved)
+            await scope.audit("demo.moved", "tenant", tenant["id"], days=days)
+    credentials["book_as_of"] = today.isoformat()
+    return True
+
+
+def _later(value: date | str | None, shift: timedelta) -> date | None:
+    if value is None:
+        return None
+    return (date.fromisoformat(value) if isinstance(value, str) else value) + shift
 
 
 async def _fill_book(

@@ -1,0 +1,51 @@
+"""The demo book is this week's book: a later `kravlab demo` moves its dates to today."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, timedelta
+from uuid import UUID
+
+from backend import demo
+from backend.tables import Invoice, Payment
+
+
+async def _dates(tenant_id: str) -> dict[str, tuple]:
+    tid = UUID(tenant_id)
+    rows = await Invoice.select(
+        Invoice.id, Invoice.issue_date, Invoice.due_date, Invoice.settled_date
+    ).where(Invoice.tenant == tid)
+    paid = await Payment.select(Payment.id, Payment.paid_date).where(Payment.tenant == tid)
+    found = {str(r["id"]): (r["issue_date"], r["due_date"], r["settled_date"]) for r in rows}
+    found.update({str(r["id"]): (r["paid_date"],) for r in paid})
+    return found
+
+
+async def test_a_later_demo_moves_the_book_to_today(settings, tmp_path):
+    settings = dataclasses.replace(settings, var_dir=tmp_path)
+    today = date.today()
+    seeded_on = today - timedelta(days=40)
+    first = await demo.seed(settings, today=seeded_on)
+    tenant = first["tenants"][0]["id"]
+    before = await _dates(tenant)
+    assert max(d[0] for d in before.values() if len(d) == 3) <= seeded_on
+
+    again = await demo.seed(settings, today=today)
+    assert again["tenants"] == first["tenants"] and again["admin"] == first["admin"]
+    after = await _dates(tenant)
+    shift = timedelta(days=40)
+    assert after.keys() == before.keys()
+    for key, old in before.items():
+        assert after[key] == tuple(d + shift if d else None for d in old), key
+    # the book now reaches this week, with invoices open, overdue and paid as of today
+    issued = [d[0] for d in after.values() if len(d) == 3]
+    assert today - timedelta(days=14) <= max(issued) <= today
+    open_overdue = sum(1 for d in after.values() if len(d) == 3 and d[2] is None and d[1] < today)
+    not_due = sum(1 for d in after.values() if len(d) == 3 and d[2] is None and d[1] >= today)
+    assert open_overdue and not_due
+    kept = json.loads((tmp_path / "demo-credentials.json").read_text())
+    assert kept["book_as_of"] == today.isoformat()
+
+    await demo.seed(settings, today=today)  # the same day: nothing moves
+    assert await _dates(tenant) == after
