@@ -14,12 +14,13 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator.backtest import rolling, split_days, summary_lines
+from simulator.currency import major
 from simulator.fit import Fit, fit_history
 from simulator.fit_report import print_fit_summary
 from simulator.forecast import ACTUAL, DEFAULT_CHANNEL_COSTS, Options, default_cohort, forecast
 from simulator.history import History, HistoryError, day_number, load_history
 from simulator.policy import PolicyError, parse_policies
-from simulator.saved_model import save_model
+from simulator.saved_model import ModelFileError, load_model, save_model
 from simulator.worlds import WORLDS, generate, write
 
 # Markup off: parameter names ("beta[b2c]"), policy names and messages from the user's
@@ -67,6 +68,7 @@ def add_parser(commands: Any) -> None:
     )
     fc.add_argument("--json", action="store_true")
     fc.add_argument("--plot", metavar="PNG")
+    fc.add_argument("--model", metavar="MODEL", help="a model saved by `sim fit --out`")
     bt = sub.add_parser("backtest", help="fit before a split date, predict after it")
     bt.add_argument("dir")
     bt.add_argument(
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(Text("the policy has problems:", style="red"))
         for path, message in exc.violations:
             console.print(f"  {path}: {message}")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ModelFileError) as exc:
         console.print(Text(str(exc), style="red"))
     return 2
 
@@ -200,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.sim_command == "forecast":
         candidates = dict(_policies(spec) for spec in args.policy)
         history = _load(args.dir, args.as_of)
-        model = _fit(history)
+        model = load_model(args.model, history) if args.model else _fit(history)
         with _progress() as progress:
             progress.add_task(f"forecasting {len(candidates)} policies", total=None)
             result = forecast(
@@ -257,7 +259,8 @@ def _run(args: argparse.Namespace) -> int:
 def _print_forecast(result: dict[str, Any]) -> None:
     cohort = result["cohort"]
     out.print(
-        f"cohort: {cohort['invoices']:,} invoices, {cohort['amount'] / 100:,.0f} {cohort['currency']}, "
+        f"cohort: {cohort['invoices']:,} invoices, "
+        f"{major(cohort['amount'], cohort['currency']):,.0f} {cohort['currency']}, "
         f"due {cohort['due_from']} to {cohort['due_to']}; as of {result['as_of']}"
     )
     # One column per policy, one row per measure: stays readable in a narrow terminal.
@@ -285,7 +288,9 @@ def _print_forecast(result: dict[str, Any]) -> None:
         ("interest income", "interest_income"),
         ("channel cost", "channel_cost"),
     ):
-        table.add_row(f"{label} ({currency})", *(f"{r[key] / 100:,.0f}" for r in results.values()))
+        table.add_row(
+            f"{label} ({currency})", *(f"{major(r[key], currency):,.0f}" for r in results.values())
+        )
     out.print(table)
     for name, delta in result["deltas"].items():
         parts = [f"day {d}: {v * 100:+.2f} pp" for d, v in delta["recovery"].items() if d != "0"]
