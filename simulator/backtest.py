@@ -43,6 +43,9 @@ RECENT_DAYS = 91
 Z90 = 1.6448536269514722  # two-sided 90 % normal quantile
 # Horizon bands the calibration pools errors over (lower bounds, days after due).
 CALIBRATION_BANDS = (FROM_DAY, 0, 15, 45, 90, 135)
+# Backtests that calibrate a forecast look this far (a longer one needs a longer history);
+# later days reuse the largest error measured.
+CALIBRATION_HORIZON = 90
 
 Fitter = Callable[[History, int, np.ndarray], Fit]
 
@@ -351,7 +354,7 @@ def calibration(blocks: list[dict[str, Any]]) -> dict[str, Any]:
     def band_of(day: int) -> int:
         return int(np.searchsorted(bands, day, side="right") - 1)
 
-    def excess(chosen: list[dict[str, Any]]) -> np.ndarray:
+    def excess(chosen: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         squared = np.zeros(len(bands))
         explained = np.zeros(len(bands))
         count = np.zeros(len(bands))
@@ -363,13 +366,13 @@ def calibration(blocks: list[dict[str, Any]]) -> dict[str, Any]:
                 squared[k] += ((p - a) * 100) ** 2
                 explained[k] += sp**2 + so**2
                 count[k] += 1
-        return np.sqrt(np.maximum(squared - explained, 0.0) / np.maximum(count, 1))
+        return np.sqrt(np.maximum(squared - explained, 0.0) / np.maximum(count, 1)), count
 
-    overall = excess(blocks)
+    overall, points = excess(blocks)
     covered = total = 0
     if len(blocks) > 1:
         for i, b in enumerate(blocks):
-            extra = excess(blocks[:i] + blocks[i + 1 :])
+            extra, _ = excess(blocks[:i] + blocks[i + 1 :])
             for (d, p, a, _, _), sp, so in zip(
                 b["points"], b["sd_pp"]["parameters"], b["sd_pp"]["outcome"], strict=True
             ):
@@ -378,7 +381,8 @@ def calibration(blocks: list[dict[str, Any]]) -> dict[str, Any]:
                 total += 1
     return {
         "bands": [
-            {"from_day": lo, "excess_sd_pp": float(v)} for lo, v in zip(bands, overall, strict=True)
+            {"from_day": lo, "excess_sd_pp": float(v), "points": int(n)}
+            for lo, v, n in zip(bands, overall, points, strict=True)
         ],
         "coverage_leave_one_split_out": float(covered / total) if total else None,
         "splits": len(blocks),

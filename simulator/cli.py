@@ -13,7 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from simulator.backtest import rolling, split_days, summary_lines
+from simulator.backtest import CALIBRATION_HORIZON, rolling, split_days, summary_lines
 from simulator.currency import major
 from simulator.fit import Fit, fit_history
 from simulator.fit_report import print_fit_summary
@@ -57,6 +57,11 @@ def add_parser(commands: Any) -> None:
     fc.add_argument("--horizon", type=int, default=180)
     fc.add_argument("--due-from", type=date.fromisoformat, help="cohort: due on or after")
     fc.add_argument("--due-to", type=date.fromisoformat, help="cohort: due on or before")
+    fc.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="widen intervals by the model-form error of rolling backtests of this history",
+    )
     fc.add_argument("--as-of", type=date.fromisoformat)
     fc.add_argument("--draws", type=int, default=100)
     fc.add_argument(
@@ -203,6 +208,13 @@ def _run(args: argparse.Namespace) -> int:
         candidates = dict(_policies(spec) for spec in args.policy)
         history = _load(args.dir, args.as_of)
         model = load_model(args.model, history) if args.model else _fit(history)
+        calibration = None
+        if args.calibrate:
+            with _progress() as progress:
+                progress.add_task("backtesting to calibrate the intervals", total=None)
+                horizon = min(args.horizon, CALIBRATION_HORIZON)
+                splits = split_days(history, None, None, horizon)
+                calibration = rolling(history, splits, horizon)["calibration"]
         with _progress() as progress:
             progress.add_task(f"forecasting {len(candidates)} policies", total=None)
             result = forecast(
@@ -214,7 +226,12 @@ def _run(args: argparse.Namespace) -> int:
                     day_number(args.due_from) if args.due_from else None,
                     day_number(args.due_to) if args.due_to else None,
                 ),
-                Options(horizon=args.horizon, draws=args.draws, channel_costs=_costs(args.cost)),
+                Options(
+                    horizon=args.horizon,
+                    draws=args.draws,
+                    channel_costs=_costs(args.cost),
+                    calibration=calibration,
+                ),
             )
         if args.plot:
             plot(result, args.plot)

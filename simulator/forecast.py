@@ -44,6 +44,9 @@ class Options:
     seed: int = 0
     channel_costs: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CHANNEL_COSTS))
     rules: Rules = SWEDEN
+    # `calibration` of a rolling backtest of the same history (`simulator.backtest`): the
+    # model-form error it measured by horizon band widens the recovery intervals.
+    calibration: dict[str, Any] | None = None
 
 
 def default_cohort(
@@ -286,9 +289,35 @@ def _simulate_candidate(
     return combined, total
 
 
-def _band(values: np.ndarray) -> tuple[float, float]:
+def _band(values: np.ndarray, excess: float = 0.0) -> tuple[float, float]:
+    """5th and 95th percentiles of the draws; widened, when a backtest measured a model-form
+    error of sd `excess` (a share) at this horizon, by that error in quadrature."""
     low, high = np.percentile(values, [5, 95])
+    if excess > 0:
+        point = values[0]
+        low = point - np.hypot(point - low, Z90 * excess)
+        high = point + np.hypot(high - point, Z90 * excess)
     return float(low), float(high)
+
+
+Z90 = 1.6448536269514722  # two-sided 90 % normal quantile
+
+
+def excess_by_day(calibration: dict[str, Any] | None, days: range) -> dict[int, float]:
+    """The backtests' model-form sd (a share) for each day: the band holding the day, and
+    past the last band the backtests measured (their horizon), the largest one measured."""
+    if not calibration:
+        return dict.fromkeys(days, 0.0)
+    bands = calibration["bands"]
+    starts = np.array([b["from_day"] for b in bands])
+    values = np.array([b["excess_sd_pp"] for b in bands]) / 100
+    measured = np.array([b.get("points", 1) > 0 for b in bands])
+    largest = float(values[measured].max()) if measured.any() else 0.0
+    out = {}
+    for d in days:
+        k = int(np.searchsorted(starts, d, side="right") - 1)
+        out[d] = float(values[k]) if k >= 0 and measured[k] else largest
+    return out
 
 
 def forecast(
@@ -313,6 +342,7 @@ def forecast(
     if logging is None and ACTUAL in candidates.values():
         logging = from_history(history)
     days = np.arange(-60, options.horizon + 1)
+    excess = excess_by_day(options.calibration, range(CASH_FROM, options.horizon + 1))
     recovery_days = [d for d in RECOVERY_DAYS if d <= options.horizon]
     results: dict[str, Any] = {}
     shares: dict[str, np.ndarray] = {}
@@ -330,10 +360,10 @@ def forecast(
         results[name] = {
             "recovery": {str(d): float(share[0, column[d]]) for d in recovery_days},
             "recovery_interval": {
-                str(d): list(_band(share[:, column[d]])) for d in recovery_days if d > 0
+                str(d): list(_band(share[:, column[d]], excess[d])) for d in recovery_days if d > 0
             },
             "cash_curve": [
-                [d, float(share[0, column[d]]), *_band(share[:, column[d]])]
+                [d, float(share[0, column[d]]), *_band(share[:, column[d]], excess[d])]
                 for d in range(CASH_FROM, options.horizon + 1)
             ],
             "days_beyond_terms": float(dbt[name][0]),
@@ -360,7 +390,7 @@ def forecast(
             "days_beyond_terms": float(dbt[name][0] - dbt[names[0]][0]),
         }
     idx = cohort.invoices
-    return {
+    answer: dict[str, Any] = {
         "as_of": day_date(history.as_of).isoformat(),
         "horizon_days": options.horizon,
         "cohort": {
@@ -374,6 +404,9 @@ def forecast(
         "deltas": deltas,
         "warnings": warnings(history, fit, candidates, options),
     }
+    if options.calibration:
+        answer["interval_calibration"] = options.calibration
+    return answer
 
 
 def warnings(
@@ -437,6 +470,21 @@ def warnings(
                         f"{name}: contact {k + 1} on day {step.day} lies outside the days the history "
                         f"tried ({low}..{high}): an extrapolation"
                     )
+    calibration = options.calibration
+    if calibration:
+        coverage = calibration.get("coverage_leave_one_split_out")
+        measured = f"{coverage:.0%}" if coverage is not None else "an unmeasured share"
+        found.append(
+            f"intervals include the model-form error of {calibration['splits']} rolling backtests "
+            f"of this history; on those backtests they covered {measured} of the days "
+            "(each split left out of its own calibration)"
+        )
+        largest = max((b["from_day"] for b in calibration["bands"] if b.get("points")), default=0)
+        if options.horizon > largest + 45:
+            found.append(
+                f"the backtests reach no further than their last band (from day {largest}): later "
+                "days reuse the largest error they measured"
+            )
     observed_days = history.as_of - history.due
     if options.horizon > int(observed_days.max(initial=0)):
         found.append(

@@ -1,0 +1,136 @@
+"""The product owner's payday world (../shared/worlds): a history built from debtor mechanics,
+not from kravlab's model. Used as it is; the figures it must reach are in issue 9."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from simulator.backtest import default_splits, rolling
+from simulator.fit import fit_history, recorded_contacts
+from simulator.forecast import ACTUAL, Cohort, Options, default_cohort, forecast
+from simulator.history import NOT_SETTLED, load_history
+from simulator.policy import parse_policies
+
+WORLDS = Path(__file__).parents[2] / ".." / "shared" / "worlds"
+pytestmark = pytest.mark.skipif(not (WORLDS / "payday_world.py").exists(), reason="no ../shared")
+
+INVOICES = 40_000
+DAYS = (30, 60, 90)
+
+
+@pytest.fixture(scope="module")
+def payday(tmp_path_factory) -> dict[str, Any]:
+    """The world written once (small: 40 000 invoices, 2 repetitions of the truth), fitted
+    as a user would, and every candidate forecast on the default cohort."""
+    spec = importlib.util.spec_from_file_location("payday_world", WORLDS / "payday_world.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while defined
+    spec.loader.exec_module(module)
+    out = tmp_path_factory.mktemp("payday")
+    module.write(str(out), INVOICES, 11, 2)
+    history = load_history(out / "history")
+    truth = json.loads((out / "truth.json").read_text())
+    candidates: dict[str, Any] = {"actual": ACTUAL}
+    for name in truth["candidates"]:
+        candidates[name] = parse_policies(
+            json.loads((out / "policies" / f"{name}.json").read_text())
+        )
+    model = fit_history(history)
+    cohort = default_cohort(history)
+    result = forecast(history, model, candidates, cohort, Options(horizon=90, draws=16))
+    per_invoice = np.load(out / "truth_invoices.npz")
+    world_index = np.array([int(i[1:]) for i in history.invoice_id[cohort.invoices]])
+    amount = per_invoice["amount"][world_index].astype(np.float64)
+    horizons = list(per_invoice["horizons"])
+    true = {
+        name: {
+            d: float(per_invoice[name][horizons.index(d)][world_index] @ amount / amount.sum())
+            for d in DAYS
+        }
+        for name in truth["candidates"]
+    }
+    return {
+        "history": history,
+        "model": model,
+        "cohort": cohort,
+        "result": result,
+        "truth": truth,
+        "true": true,
+        "candidates": candidates,
+    }
+
+
+def test_actual_and_every_policy_agree_before_the_first_contact(payday):
+    steps = [
+        s.day for c in payday["candidates"].values() if c != ACTUAL for p in c for s in p.steps
+    ]
+    first = min(*steps, int(recorded_contacts(payday["history"]).day.min()))
+    assert first == -3  # pre_due_email's step: the days before it are compared
+    curves = {name: r["cash_curve"] for name, r in payday["result"]["results"].items()}
+    for name, curve in curves.items():
+        for row, actual in zip(curve, curves["actual"], strict=True):
+            if row[0] < first:
+                assert row == pytest.approx(actual, rel=1e-9, abs=1e-12), (name, row[0])
+
+
+def test_every_out_of_support_candidate_is_warned_by_name(payday):
+    warnings = payday["result"]["warnings"]
+    for name in payday["truth"]["out_of_support"]:
+        assert any(w.startswith(f"{name}:") or f", {name}" in w for w in warnings), name
+
+
+def test_the_backtest_says_whether_the_model_beats_the_naive_forecasts(payday):
+    history = payday["history"]
+    report = rolling(history, default_splits(history, 90, 2), 90, draws=8)
+    for block in report["splits"]:
+        best = min(b["mae_pp"] for b in block["baselines"].values())
+        warned = any(w.startswith(f"split {block['split']}:") for w in report["warnings"])
+        assert warned == (block["mae_pp"] >= best)
+        points = np.array(block["points"])
+        assert np.all(np.diff(points[:, 2]) >= 0) and np.all(np.diff(points[:, 1]) >= 0)
+
+
+@pytest.mark.xfail(
+    reason="issue 9 target not reached: in-support candidates are up to ~5.7 pp off at 90 days "
+    "on the 100 000-invoice payday world (docs/simulator.md, 'Accuracy')",
+    strict=False,
+    raises=AssertionError,
+)
+def test_in_support_candidates_are_within_one_and_a_half_points(payday):
+    result, truth, true = payday["result"], payday["truth"], payday["true"]
+    for name in truth["candidates"]:
+        if name in truth["out_of_support"]:
+            continue
+        for d in DAYS:
+            forecast_value = result["results"][name]["recovery"][str(d)]
+            assert abs(forecast_value - true[name][d]) <= 0.015, (name, d, forecast_value)
+
+
+@pytest.mark.xfail(
+    reason="issue 9 target not reached: the in-sample actual replay is ~3 pp below the "
+    "observed curve on the payday world (the model misfits it; docs/simulator.md)",
+    strict=False,
+    raises=AssertionError,
+)
+def test_the_in_sample_actual_replay_reproduces_the_observed_curve(payday):
+    history = payday["history"]
+    due_to = history.as_of - 90
+    idx = np.flatnonzero((history.due <= due_to) & (history.due > due_to - 365))
+    cohort = Cohort(idx, due_to - 364, due_to)
+    result = forecast(
+        history, payday["model"], {"actual": ACTUAL}, cohort, Options(horizon=90, draws=4)
+    )
+    due = history.due[idx].astype(np.int64)
+    settled = np.where(history.settled[idx] == NOT_SETTLED, 10**9, history.settled[idx] - due)
+    amount = history.amount[idx].astype(np.float64)
+    for d in DAYS:
+        observed = amount[settled <= d].sum() / amount.sum()
+        assert abs(result["results"]["actual"]["recovery"][str(d)] - observed) <= 0.005, d
