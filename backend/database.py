@@ -109,7 +109,30 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# What asyncpg raises when it cleans up after a lost connection (releasing it to the pool,
+# resetting it): a 503 when a lost connection is among its causes, else a bug (500).
+_CLEANUP_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DATABASE_UNAVAILABLE):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if not _lost_connection(exc):
+        from backend.errors import unexpected
+
+        return unexpected(request, exc)
     log.warning("database unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
     return Response(
         content={"status": 503, "message": "the database is unavailable, retry shortly"},
@@ -119,4 +142,6 @@ def unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     )
 
 
-EXCEPTION_HANDLERS: dict[Any, Any] = dict.fromkeys(DATABASE_UNAVAILABLE, unavailable)
+EXCEPTION_HANDLERS: dict[Any, Any] = dict.fromkeys(
+    DATABASE_UNAVAILABLE + _CLEANUP_ERRORS, unavailable
+)

