@@ -19,10 +19,12 @@ from typing import Annotated, Any
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Operation
+from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 from msgspec import UNSET, Meta, Struct, UnsetType
+
+from backend.idempotency import MAX_KEY_LENGTH
 
 # Paths the rate limiter does not count (app.py excludes the same).
 UNLIMITED = ("/health", "/schema")
@@ -73,6 +75,33 @@ class PublicOperation(Operation):
         self.security = []
 
 
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    required=False,
+    description="Retry safely: the same key with the same request replays the first answer "
+    "to the same credential (kept 48 hours by default); with another request it is a 422.",
+    schema=Schema(
+        type=OpenAPIType.STRING,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+    ),
+)
+
+
+@dataclass
+class IdempotentOperation(Operation):
+    """A POST that takes an `Idempotency-Key` header (backend/idempotency.py)."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY]
+
+
+def _idempotent(handler: HTTPRouteHandler, method: str) -> bool:
+    return method == "POST" and not handler.opt.get("no_idempotency")
+
+
 def statuses_for(
     handler: HTTPRouteHandler, method: str, path: str, *, path_ids: bool, query: bool
 ) -> set[int]:
@@ -90,7 +119,7 @@ def statuses_for(
         statuses.update((400, 422))
     if method in WRITE_METHODS:
         statuses.add(413)
-    if method == "POST" and not handler.opt.get("no_idempotency"):
+    if _idempotent(handler, method):
         statuses.update((400, 409, 422))
     if not path.startswith(UNLIMITED):
         statuses.add(429)
@@ -120,4 +149,8 @@ class DocumentedStatuses(ReceiveRoutePlugin):
             # Litestar would add its own shape for these ({status_code, detail, extra}).
             handler.raises = None
             if handler.opt.get("public"):
+                if _idempotent(handler, method):
+                    raise TypeError(f"{route.path}: a public idempotent POST is not documented")
                 handler.operation_class = PublicOperation
+            elif _idempotent(handler, method):
+                handler.operation_class = IdempotentOperation
