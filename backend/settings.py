@@ -15,6 +15,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 ENVIRONMENTS = ("development", "demo", "test", "production")
+SMTP_TLS_MODES = ("none", "starttls", "tls")
 T = TypeVar("T")
 
 
@@ -87,6 +88,22 @@ class Settings:
     workers: int = _env("KRAVLAB_WORKERS", 2)
     # KRAVLAB_LOG_LEVEL: debug, info, warning, error.
     log_level: str = _env("KRAVLAB_LOG_LEVEL", "info")
+    # KRAVLAB_SMTP_HOST / _PORT: the mail server reminders go through (default: a local sink).
+    smtp_host: str = _env("KRAVLAB_SMTP_HOST", "127.0.0.1")
+    smtp_port: int = _env("KRAVLAB_SMTP_PORT", 1025)
+    # KRAVLAB_SMTP_TLS: none | starttls | tls (implicit TLS, usually port 465).
+    smtp_tls: str = _env("KRAVLAB_SMTP_TLS", "none")
+    # KRAVLAB_SMTP_USER / _PASSWORD: empty user means no SMTP AUTH.
+    smtp_user: str = _env("KRAVLAB_SMTP_USER", "")
+    smtp_password: str = _env("KRAVLAB_SMTP_PASSWORD", "", secret=True)
+    # KRAVLAB_SMTP_SENDER: the From address of every email.
+    smtp_sender: str = _env("KRAVLAB_SMTP_SENDER", "kravlab@localhost")
+    # KRAVLAB_SMS_GATEWAY_URL / _TOKEN: the HTTP SMS gateway; unset URL means SMS is refused.
+    sms_gateway_url: str = _env("KRAVLAB_SMS_GATEWAY_URL", "")
+    sms_gateway_token: str = _env("KRAVLAB_SMS_GATEWAY_TOKEN", "", secret=True)
+    # KRAVLAB_CHANNEL_TIMEOUT_SECONDS: one SMTP or SMS gateway exchange at most; beyond it the
+    # contact is a retryable failure.
+    channel_timeout_seconds: float = _env("KRAVLAB_CHANNEL_TIMEOUT_SECONDS", 10.0)
 
     @property
     def is_postgres(self) -> bool:
@@ -140,11 +157,31 @@ class Settings:
             ),
             workers=_int("KRAVLAB_WORKERS", cls.workers),
             log_level=os.environ.get("KRAVLAB_LOG_LEVEL", cls.log_level).lower(),
+            smtp_host=os.environ.get("KRAVLAB_SMTP_HOST") or cls.smtp_host,
+            smtp_port=_int("KRAVLAB_SMTP_PORT", cls.smtp_port),
+            smtp_tls=os.environ.get("KRAVLAB_SMTP_TLS", cls.smtp_tls).lower() or cls.smtp_tls,
+            smtp_user=os.environ.get("KRAVLAB_SMTP_USER", cls.smtp_user),
+            smtp_password=os.environ.get("KRAVLAB_SMTP_PASSWORD", cls.smtp_password),
+            smtp_sender=os.environ.get("KRAVLAB_SMTP_SENDER") or cls.smtp_sender,
+            sms_gateway_url=os.environ.get("KRAVLAB_SMS_GATEWAY_URL", cls.sms_gateway_url),
+            sms_gateway_token=os.environ.get("KRAVLAB_SMS_GATEWAY_TOKEN", cls.sms_gateway_token),
+            channel_timeout_seconds=_seconds(
+                "KRAVLAB_CHANNEL_TIMEOUT_SECONDS", cls.channel_timeout_seconds
+            ),
         )
         if settings.idempotency_ttl_hours < 24:
             raise SettingsError("KRAVLAB_IDEMPOTENCY_TTL_HOURS must be at least 24")
         if settings.db_pool_size < 1:
             raise SettingsError("KRAVLAB_DB_POOL_SIZE must be at least 1")
+        if settings.smtp_tls not in SMTP_TLS_MODES:
+            raise SettingsError(f"KRAVLAB_SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}")
+        if not 0 < settings.smtp_port < 65536:
+            raise SettingsError("KRAVLAB_SMTP_PORT must be a TCP port (1-65535)")
+        if settings.sms_gateway_url and urlparse(settings.sms_gateway_url).scheme not in (
+            "http",
+            "https",
+        ):
+            raise SettingsError("KRAVLAB_SMS_GATEWAY_URL must be an http(s) URL")
         return settings
 
 

@@ -60,6 +60,9 @@ def test_production_requires_a_secret(monkeypatch, tmp_path):
         ("KRAVLAB_ENV", "staging", "KRAVLAB_ENV"),
         ("KRAVLAB_WORKERS", "two", "integer"),
         ("KRAVLAB_IDEMPOTENCY_TTL_HOURS", "12", "at least 24"),
+        ("KRAVLAB_SMTP_TLS", "ssl3", "KRAVLAB_SMTP_TLS"),
+        ("KRAVLAB_SMTP_PORT", "70000", "KRAVLAB_SMTP_PORT"),
+        ("KRAVLAB_SMS_GATEWAY_URL", "ftp://sms/x", "KRAVLAB_SMS_GATEWAY_URL"),
     ],
 )
 def test_bad_settings_are_refused(monkeypatch, tmp_path, name, value, match):
@@ -115,6 +118,15 @@ SAMPLES = {
     "KRAVLAB_DB_APPLICATION_NAME": ("kravlab-eu-1", "kravlab-eu-1"),
     "KRAVLAB_WORKERS": ("5", 5),
     "KRAVLAB_LOG_LEVEL": ("WARNING", "warning"),
+    "KRAVLAB_SMTP_HOST": ("mail.example.com", "mail.example.com"),
+    "KRAVLAB_SMTP_PORT": ("587", 587),
+    "KRAVLAB_SMTP_TLS": ("STARTTLS", "starttls"),
+    "KRAVLAB_SMTP_USER": ("kravlab", "kravlab"),
+    "KRAVLAB_SMTP_PASSWORD": ("hunter2", "hunter2"),
+    "KRAVLAB_SMTP_SENDER": ("krav@example.com", "krav@example.com"),
+    "KRAVLAB_SMS_GATEWAY_URL": ("https://sms.example.com/send", "https://sms.example.com/send"),
+    "KRAVLAB_SMS_GATEWAY_TOKEN": ("t0ken", "t0ken"),
+    "KRAVLAB_CHANNEL_TIMEOUT_SECONDS": ("2.5", 2.5),
 }
 
 
