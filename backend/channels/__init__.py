@@ -1,0 +1,52 @@
+"""Channels: how a dunning step reaches a debtor (email, SMS, letter, phone task).
+
+The dunning engine builds one `Message` per contact and hands it to a channel. Every channel
+answers with a `SendResult` instead of raising when the contact is refused, because the
+engine must record the outcome (and retry a retryable one from its job queue with backoff)
+whatever happened: a refused message is data, not an exception. Only programming errors and
+broken templates raise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from backend.channels.message import Message, MessageError
+
+SendStatus = Literal["sent", "retryable", "permanent"]
+
+
+class SendResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one attempt to send came to.
+
+    `sent` carries the provider's id (the SMTP Message-ID, the gateway's message id) so a
+    complaint can be traced; `retryable` means the same message may go out later (server
+    down, timeout, 5xx); `permanent` means sending it again will not help (bad address,
+    4xx, an invalid message) and the contact does not count as sent.
+    """
+
+    status: SendStatus
+    channel: str
+    provider_id: str | None = None
+    reason: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.status == "sent"
+
+
+def sent(channel: str, provider_id: str | None) -> SendResult:
+    return SendResult(status="sent", channel=channel, provider_id=provider_id)
+
+
+def retryable(channel: str, reason: str) -> SendResult:
+    return SendResult(status="retryable", channel=channel, reason=reason[:500])
+
+
+def permanent(channel: str, reason: str) -> SendResult:
+    return SendResult(status="permanent", channel=channel, reason=reason[:500])
+
+
+__all__ = ["Message", "MessageError", "SendResult", "SendStatus"]
