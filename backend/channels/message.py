@@ -34,7 +34,13 @@ Minor = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Line = Annotated[str, msgspec.Meta(max_length=200)]
 Short = Annotated[str, msgspec.Meta(max_length=64)]
-Email = Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s<>\",;]+@[^@\s<>\",;]+$")]
+# ASCII addresses only: an internationalised one needs SMTPUTF8, which not every server has.
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=254, pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    ),
+]
 Phone = Annotated[str, msgspec.Meta(pattern=r"^\+[1-9][0-9]{6,14}$")]  # E.164
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
