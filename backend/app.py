@@ -24,6 +24,7 @@ from backend.api.auth import AuthController
 from backend.api.book import InvoiceController
 from backend.api.deps import provide_principal, provide_scope
 from backend.api.ops import Health
+from backend.api.reference_rates import ReferenceRateController
 from backend.api.statuses import DocumentedStatuses
 from backend.api.tenants import AgencyAuditController, TenantController
 from backend.api_docs import render_plugins, static_files
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TenantController,
             AgencyAuditController,
             InvoiceController,
+            ReferenceRateController,
             static_files(),
         ],
         dependencies={

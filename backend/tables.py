@@ -108,3 +108,17 @@ class IdempotencyRecord(Table, tablename="idempotency_records"):
     response_body = Text(null=True, default=None)
     response_type = Varchar(length=100, null=True, default=None)
     created_at = Timestamptz()
+
+
+class ReferenceRate(Table, tablename="reference_rates"):
+    """The Riksbank reference rate for one half-year (valid_from is 1 January or 1 July).
+
+    Agency data, not a tenant's: every tenant's late interest reads the same table. Seeded
+    from `simulator.rules.REFERENCE_RATE_BP`; later rows come through the API.
+    """
+
+    id = UUID(primary_key=True)
+    valid_from = Date(unique=True)
+    rate_bp = Integer()
+    created_at = Timestamptz()
+    created_by = Varchar(length=80)

@@ -32,6 +32,7 @@ PERMISSIONS = (
     "invoices:manage",  # pause, resume, dispute, resolve
     "payments:write",  # batch ingest
     "payments:match",  # work the unmatched queue
+    "rates:manage",  # add a half-year's reference rate (agency_admin only)
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
