@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from typing import Any
 
@@ -16,7 +15,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.stores.memory import MemoryStore
+from litestar.stores.file import FileStore
 from litestar.stores.registry import StoreRegistry
 
 from backend import database
@@ -24,6 +23,7 @@ from backend.api.auth import AuthController
 from backend.api.book import InvoiceController
 from backend.api.deps import provide_principal, provide_scope
 from backend.api.ops import Health
+from backend.api.policies import PolicyController
 from backend.api.reference_rates import ReferenceRateController
 from backend.api.statuses import DocumentedStatuses
 from backend.api.tenants import AgencyAuditController, TenantController
@@ -32,9 +32,10 @@ from backend.errors import EXCEPTION_HANDLERS, check_body
 from backend.idempotency import IdempotencyMiddleware
 from backend.queue import drain, run_periodic_in_process
 from backend.settings import Settings, get_settings
-from tenants.access import authorize
+from tenants.access import Principal, authorize
 from tenants.auth import BearerAuthMiddleware
 from tenants.tables import Tenant
+from tenants.throttle import Throttle
 
 # Seconds in-process background jobs get to finish at shutdown, before the pool closes.
 JOB_DRAIN_SECONDS = 2.0
@@ -47,10 +48,12 @@ async def health() -> Health:
 
 
 def _rate_key(request: Request[Any, Any, Any]) -> str:
-    """Per credential: the hash of the bearer token, else the client address."""
-    header = request.headers.get("authorization")
-    if header:
-        return "cred:" + hashlib.sha256(header.encode()).hexdigest()[:32]
+    """Who the caller turned out to be: one budget per API key or per user, however the
+    header is spelled and however many session tokens a user holds; the address when the
+    route takes no credential."""
+    principal = request.scope.get("user")
+    if isinstance(principal, Principal):
+        return principal.actor
     return "addr:" + get_remote_address(request)
 
 
@@ -60,7 +63,15 @@ def _stores(settings: Settings) -> StoreRegistry:
 
         store = redis_limit_store(settings.redis_url)  # fails open or closed: see there
         return StoreRegistry(default_factory=lambda name: store.with_namespace(name))
-    return StoreRegistry(default_factory=lambda name: MemoryStore())
+    # No Redis: files under var_dir, which every worker process of this machine shares, so
+    # `--workers 2` does not double a limit (Redis is the store when processes span machines).
+    root = settings.var_dir / "stores"
+
+    def file_store(name: str) -> FileStore:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        return FileStore(root / name)
+
+    return StoreRegistry(default_factory=file_store)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -101,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AgencyAuditController,
             InvoiceController,
             ReferenceRateController,
+            PolicyController,
             static_files(),
         ],
         dependencies={
@@ -110,13 +122,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         guards=[_guard],
         before_request=check_body,
+        # Authentication first, so the limit counts the caller it found, not a header's text.
         middleware=[
-            rate_limit.middleware,
             DefineMiddleware(
                 BearerAuthMiddleware,
                 secret=settings.secret_key,
+                failures=Throttle("auth_failures", settings.rate_limit_per_minute),
                 exclude=["^/schema", "^/health$", "^/api/v1/auth/login$"],
             ),
+            rate_limit.middleware,
             IdempotencyMiddleware(
                 settings.idempotency_ttl_hours,
                 settings.idempotency_lock_seconds,

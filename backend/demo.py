@@ -48,10 +48,10 @@ async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
     path = Path(_credentials_path(settings))
     today = today or date.today()
     if path.exists() and await onboarding.agency_user_exists(DEMO_ADMIN):  # noqa: ASYNC240
-        credentials = json.loads(path.read_text())  # noqa: ASYNC240 (a small local file, once)
-        if await _move_to(today, credentials):
-            _write(path, credentials)
-        return credentials
+        kept = json.loads(path.read_text())  # noqa: ASYNC240 (a small local file, once)
+        if await _move_to(today, kept):
+            _write(path, kept)
+        return kept
     password = generate_password()
     admin_id = await onboarding.create_agency_user(DEMO_ADMIN, password, "agency_admin")
     admin = Principal.user(admin_id, None, "agency_admin", DEMO_ADMIN)

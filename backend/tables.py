@@ -110,6 +110,38 @@ class IdempotencyRecord(Table, tablename="idempotency_records"):
     created_at = Timestamptz()
 
 
+class Policy(Table, tablename="policies"):
+    """A credit policy of a tenant: a name and its numbered versions (formats §2)."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=200)
+    created_at = Timestamptz()
+
+
+class PolicyVersion(Table, tablename="policy_versions"):
+    """One version of a policy: `draft`, then `live`, then `retired`; never edited in place.
+
+    `document` is the policy JSON as validated by `simulator.policy`; the segment columns
+    repeat its segment so that live versions can be checked against each other in SQL.
+    """
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade, index=True)
+    policy = ForeignKey(Policy, null=False, on_delete=OnDelete.cascade, index=True)
+    number = Integer()
+    status = Varchar(length=16, default="draft")
+    document = Text()
+    debtor_type = Varchar(length=8, null=True, default=None)
+    min_amount = BigInt(default=0)
+    max_amount = BigInt(null=True, default=None)
+    created_at = Timestamptz()
+    created_by = Varchar(length=80)
+    activated_at = Timestamptz(null=True, default=None)
+    activated_by = Varchar(length=80, null=True, default=None)
+    retired_at = Timestamptz(null=True, default=None)
+
+
 class ReferenceRate(Table, tablename="reference_rates"):
     """The Riksbank reference rate for one half-year (valid_from is 1 January or 1 July).
 

@@ -33,6 +33,8 @@ PERMISSIONS = (
     "payments:write",  # batch ingest
     "payments:match",  # work the unmatched queue
     "rates:manage",  # add a half-year's reference rate (agency_admin only)
+    "policies:write",  # draft policies and versions (drafts change nothing live)
+    "policies:activate",  # a version goes live or is retired: people, not integrations
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
@@ -49,16 +51,20 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "payments:match",
             "keys:manage",
             "users:manage",
+            "policies:write",
+            "policies:activate",
         }
     ),
-    "tenant_member": frozenset({"me", "tenants:read", "read", "invoices:manage", "payments:match"}),
+    "tenant_member": frozenset(
+        {"me", "tenants:read", "read", "invoices:manage", "payments:match", "policies:write"}
+    ),
 }
 
 SCOPE_GRANTS: dict[str, frozenset[str]] = {
     "read": frozenset({"tenants:read", "read"}),
     "invoices:write": frozenset({"invoices:write", "invoices:manage"}),
     "payments:write": frozenset({"payments:write", "payments:match"}),
-    "policies:write": frozenset(),
+    "policies:write": frozenset({"policies:write"}),
     "simulations:write": frozenset(),
 }
 

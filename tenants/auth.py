@@ -49,11 +49,11 @@ async def login(email: str, password: str) -> dict[str, Any] | None:
     their passwords are generated, so at most one of them matches.
     """
     rows = await User.select().where(User.email == email.strip().lower())
-    matches: list[dict[str, Any]] = []
-    for candidate in rows or [None]:  # no such email: verify against a dummy, for the same cost
-        hashed = candidate["password_hash"] if candidate else None
-        if await verify_password_off_loop(hashed, password) and candidate:
-            matches.append(candidate)
+    if not rows:  # no such email: verify against a dummy, so the answer takes as long
+        await verify_password_off_loop(None, password)
+    matches = [
+        row for row in rows if await verify_password_off_loop(row["password_hash"], password)
+    ]
     if len(matches) > 1:
         raise ConflictError("this email and password open several accounts; ask the agency")
     row = matches[0] if matches else None

@@ -39,6 +39,8 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
         {"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
         {"payments:write"},
     ),
+    "policies:write": ({"agency_admin", "tenant_admin", "tenant_member"}, {"policies:write"}),
+    "policies:activate": ({"agency_admin", "tenant_admin"}, set()),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
@@ -68,7 +70,14 @@ ROUTE_PERMISSIONS = {
     ("POST", T + "/payments/batch"): "payments:write",
     ("GET", T + "/payments"): "read",
     ("POST", T + "/payments/{payment_id}/match"): "payments:match",
+    ("POST", T + "/policies"): "policies:write",
+    ("GET", T + "/policies"): "read",
+    ("GET", T + "/policies/{policy_id}"): "read",
+    ("POST", T + "/policies/{policy_id}/versions"): "policies:write",
+    ("POST", T + "/policies/{policy_id}/versions/{number}/activate"): "policies:activate",
+    ("POST", T + "/policies/{policy_id}/versions/{number}/retire"): "policies:activate",
 }
+POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
 PUBLIC = {("POST", "/api/v1/auth/login"), ("GET", "/health")}
 
 
@@ -96,6 +105,10 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/payments/{payment_id}/match"): {
             "invoice_id": world["invoice_of"].get(tenant_id, "")
         },
+        ("POST", T + "/policies"): {"policy": POLICY},
+        ("POST", T + "/policies/{policy_id}/versions"): {"policy": POLICY},
+        ("POST", T + "/policies/{policy_id}/versions/{number}/activate"): {},
+        ("POST", T + "/policies/{policy_id}/versions/{number}/retire"): None,
     }
     if method in ("GET", "DELETE"):
         return None
@@ -113,8 +126,9 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                 if method in ("OPTIONS", "HEAD"):
                     continue
                 path = route.path
-                for name in ("tenant_id", "invoice_id", "payment_id", "key_id"):
+                for name in ("tenant_id", "invoice_id", "payment_id", "key_id", "policy_id"):
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
+                path = path.replace("{number:int}", "{number}")
                 found.append((method, path, handler.opt.get("permission")))
     return found
 
@@ -135,8 +149,8 @@ async def world(client, admin) -> dict[str, Any]:
     marker = f"LEAK{secrets.token_hex(6)}"
     own_admin = await login(client, own.admin_email, own.admin_password)
     other_admin = await login(client, other.admin_email, other.admin_password)
-    invoice_of, payment_of = {}, {}
-    for t, _session, prefix in ((own, own_admin, "OWN"), (other, other_admin, marker)):
+    invoice_of, payment_of, policy_of = {}, {}, {}
+    for t, session, prefix in ((own, own_admin, "OWN"), (other, other_admin, marker)):
         rows = [
             invoice(
                 f"{prefix}-INV",
@@ -157,6 +171,10 @@ async def world(client, admin) -> dict[str, Any]:
         payment_of[t.id] = (await client.get(t.path("/payments"), headers=t.key)).json()["items"][
             0
         ]["id"]
+        made = await client.post(
+            t.path("/policies"), json={"policy": {**POLICY, "name": prefix}}, headers=session
+        )
+        policy_of[t.id] = made.json()["id"]
     credentials: dict[str, tuple[dict[str, str], str | None, str | None, str | None]] = {
         # name -> (headers, role, scope, tenant_id)
         "anonymous": ({}, None, None, None),
@@ -190,6 +208,7 @@ async def world(client, admin) -> dict[str, Any]:
         "credentials": credentials,
         "invoice_of": invoice_of,
         "payment_of": payment_of,
+        "policy_of": policy_of,
         "admins": {own.id: own_admin, other.id: other_admin},
     }
 
@@ -211,6 +230,8 @@ async def _path_for(client, admin, world, path, tenant_id, destructive):
         "tenant_id": tenant_id,
         "invoice_id": world["invoice_of"].get(tenant_id, str(uuid.uuid4())),
         "payment_id": world["payment_of"].get(tenant_id, str(uuid.uuid4())),
+        "policy_id": world["policy_of"].get(tenant_id, str(uuid.uuid4())),
+        "number": 1,
     }
     if "{key_id}" in path:
         session = world["admins"].get(tenant_id, admin)
