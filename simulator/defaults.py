@@ -63,7 +63,7 @@ HOLDOUT_SHARE = 0.3
 """Leave-future-out: the candidates are fitted on the history before the cut (the issue date
 below which 70 % of invoices were issued, everything as known then) and scored on the
 invoices issued after it, each debtor's future predicted from its own past."""
-SELECTION_MAX_INVOICES = 120_000
+SELECTION_MAX_INVOICES = 60_000
 """Class selection runs on a sample of whole debtors holding about this many invoices; the
 chosen number of classes is then fitted on everything. Larger is slower and steadier."""
 SELECTION_RANK_STARTS = 1

@@ -768,19 +768,30 @@ def _debtor_score_outer(
     code = data.cells % N_TIME_CODES
     cell_eta = static_design()[static] @ theta[layout.beta] + time_design(layout)[code] @ theta
     shifts = np.r_[0.0, theta[layout.delta]]
-    exposure = (data.survived + data.events).tocsr()
+    hazard = 1.0 / (1.0 + np.exp(-(cell_eta[:, None] + shifts[None, :])))  # cells × classes
     weights = debtor_w[data.debtor]
-    score = np.zeros((data.invoices, layout.size))
+    exposure = (data.survived + data.events).tocsr()
+    rows = np.repeat(np.arange(data.invoices), np.diff(exposure.indptr))
+    # An invoice's expected events in a cell under its class mixture, on the exposure's
+    # pattern: Σ_k w_ik h_kc, one class at a time (no nnz × classes temporary).
+    expected = np.zeros(exposure.nnz)
     for k in range(layout.classes):
-        h = 1.0 / (1.0 + np.exp(-(cell_eta + shifts[k])))
-        residual = data.events - exposure @ sparse.diags_array(h)
-        x = design(layout, np.full(len(data.cells), k), data.cells)
-        score += weights[:, k : k + 1] * np.asarray(residual @ x)
+        expected += weights[rows, k] * hazard[exposure.indices, k]
+    expected *= exposure.data
+    residual = data.events - sparse.csr_array(
+        (expected, exposure.indices, exposure.indptr), shape=exposure.shape
+    )
     owner = sparse.csr_array(
         (np.ones(data.invoices), (data.debtor, np.arange(data.invoices))),
         shape=(data.n_debtors, data.invoices),
     )
-    by_debtor = np.asarray(owner @ score)
+    # Debtors × cells first, then one product with the design (delta columns apart).
+    base = design(layout, np.zeros(len(data.cells), dtype=np.int64), data.cells)
+    by_debtor = np.asarray((owner @ residual) @ base)
+    events = np.asarray(data.events.sum(axis=1)).ravel()
+    for k in range(1, layout.classes):
+        own = weights[:, k] * (events - np.asarray(exposure @ hazard[:, k]).ravel())
+        by_debtor[:, layout.delta.start + k - 1] = np.asarray(owner @ own).ravel()
     return np.einsum("ij,ik->jk", by_debtor, by_debtor)
 
 
