@@ -96,17 +96,25 @@ async def add(valid_from: date, rate_bp: int, actor: Principal) -> dict[str, Any
     if errors:
         raise InvalidInput(errors)
     conflict = ConflictError(f"the half-year from {valid_from} already has a reference rate")
-    row = {"id": uuid4(), "valid_from": valid_from, "rate_bp": rate_bp, "created_at": now}
+    rate_id = uuid4()
     try:
         async with write_transaction():
             if await ReferenceRate.exists().where(ReferenceRate.valid_from == valid_from):
                 raise conflict
-            await ReferenceRate.insert(ReferenceRate(**row, created_by=actor.actor))
+            await ReferenceRate.insert(
+                ReferenceRate(
+                    id=rate_id,
+                    valid_from=valid_from,
+                    rate_bp=rate_bp,
+                    created_at=now,
+                    created_by=actor.actor,
+                )
+            )
             await audit.record(
                 actor.actor,
                 "reference_rate.add",
                 "reference_rate",
-                row["id"],
+                rate_id,
                 None,
                 valid_from=valid_from.isoformat(),
                 rate_bp=rate_bp,
@@ -115,4 +123,4 @@ async def add(valid_from: date, rate_bp: int, actor: Principal) -> dict[str, Any
         if _duplicate(exc):
             raise conflict from exc
         raise
-    return row
+    return {"id": rate_id, "valid_from": valid_from, "rate_bp": rate_bp, "created_at": now}
