@@ -33,6 +33,7 @@ from jinja2 import (
     nodes,
     select_autoescape,
 )
+from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from backend.channels.amounts import format_amount, format_rate
@@ -78,6 +79,62 @@ def one_line(value: str, limit: int = MAX_SUBJECT_CHARS) -> str:
     return cleaned
 
 
+# Filters a template may use: none of them can make a text much longer than its input.
+SAFE_FILTERS = (
+    "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "int", "join",
+    "last", "length", "lower", "round", "string", "striptags", "title", "trim", "truncate",
+    "upper", "wordcount",
+)  # fmt: skip
+SAFE_STR_METHODS = frozenset(
+    {"upper", "lower", "title", "capitalize", "strip", "startswith", "endswith"}
+)
+SAFE_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
+MAX_REPEAT_CHARS = 5_000
+MAX_EXPONENT = 64
+MAX_POWER_BITS = 4_096
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, narrowed: attributes only where a template needs them,
+    and arithmetic that cannot build a gigabyte string or a number with a million digits
+    (the sandbox alone allows `'x' * 10**9` and `'x'.center(10**9)`)."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, LoopContext):
+            return not attr.startswith("_")
+        if isinstance(obj, str):
+            return attr in SAFE_STR_METHODS
+        if isinstance(obj, dict):
+            return attr in SAFE_DICT_METHODS
+        return False
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float):
+            base_bits = left.bit_length() if isinstance(left, int) else 64
+            if abs(right) > MAX_EXPONENT or base_bits * abs(right) > MAX_POWER_BITS:
+                raise TemplateProblem("an exponent too large for a template")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(sequence) * times > MAX_REPEAT_CHARS
+                ):
+                    raise TemplateProblem(
+                        f"repetition longer than {MAX_REPEAT_CHARS} in a template"
+                    )
+        if (
+            operator == "+"
+            and isinstance(left, str | list | tuple)
+            and isinstance(right, str | list | tuple)
+            and len(left) + len(right) > MAX_OUTPUT_CHARS
+        ):
+            raise TemplateProblem(f"a value longer than {MAX_OUTPUT_CHARS} in a template")
+        return super().call_binop(context, operator, left, right)
+
+
 def _bounded_range(*args: int) -> range:
     result = range(*args)
     if len(result) > MAX_RANGE:
@@ -96,14 +153,16 @@ class Templates:
                 raise TemplateProblem(f"{name!r} is not a template name")
             if len(source) > MAX_SOURCE_CHARS:
                 raise TemplateProblem(f"{name}: more than {MAX_SOURCE_CHARS} characters")
-        self._env = ImmutableSandboxedEnvironment(
+        self._env = _Sandbox(
             loader=ChoiceLoader([DictLoader(overrides), FileSystemLoader(DEFAULTS)]),
             undefined=StrictUndefined,
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             keep_trailing_newline=False,
             auto_reload=False,
         )
+        # Only a bounded range: no namespace() (state across loop turns), cycler, lipsum.
         self._env.globals = {"range": _bounded_range}
+        self._env.filters = {name: self._env.filters[name] for name in SAFE_FILTERS}
         for name, source in overrides.items():
             _refuse_unsafe(name, self._parse(name, source))
 
