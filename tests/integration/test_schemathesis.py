@@ -10,8 +10,10 @@ of their own so the rest keep a live one.
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,7 +115,7 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
-def _point_at_real_rows(case: Any, world: World) -> None:
+def _point_at_real_rows(case: Any, world: World, always: bool = False) -> None:
     """Swap well-formed generated ids for real ones; malformed ids stay, to be refused."""
     params = case.path_parameters or {}
     mutating_tenant = case.method.upper() in ("PATCH", "DELETE") and case.path.endswith(
@@ -127,7 +129,7 @@ def _point_at_real_rows(case: Any, world: World) -> None:
     for name, ids in picks.items():
         if name in params and _is_uuid(params[name]) and ids:
             # Some generated ids stay unknown, to see the 404s too.
-            choice = int(uuid.UUID(str(params[name]))) % (len(ids) + 1)
+            choice = int(uuid.UUID(str(params[name]))) % (len(ids) + (0 if always else 1))
             if choice < len(ids):
                 params[name] = ids[choice]
 
@@ -177,3 +179,93 @@ def test_every_answer_is_documented(api_schema: Any, world: World) -> None:
     assert not failures, "\n\n".join(failures)
     # The run reached the routes' work, not only their refusals.
     assert {200, 201, 204, 401, 403, 404, 422} <= set(seen), seen
+
+
+# Text a generator rarely produces that has crashed the service before (issue 11, finding 4:
+# PostgreSQL refuses NUL in text, and a driver error there was a 500).
+HOSTILE_TEXT = "a\x00b"
+# Cases found failing and left to their files' owners, per engine: (operation, where) ->
+# what to fix. Only these may fail; one that passes again is reported to be struck off.
+KNOWN: dict[str, dict[tuple[str, str], str]] = {
+    "postgres": {
+        ("POST /api/v1/auth/login", "body['email']"): "500: NUL reaches PostgreSQL "
+        "(LoginIn.email needs the SINGLE_LINE pattern)",
+        ("GET /api/v1/tenants/{tenant_id}/invoices", "query.debtor"): "500: NUL reaches "
+        "PostgreSQL (the debtor filter needs the SINGLE_LINE pattern)",
+        ("GET /api/v1/tenants/{tenant_id}/invoices", "query.external_id"): "500: NUL "
+        "reaches PostgreSQL (the external_id filter needs the SINGLE_LINE pattern)",
+    },
+}
+MAX_LEAVES = 12  # body fields tried per operation, so a batch body stays a few requests
+
+
+def _text_leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(value, str):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _text_leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _text_leaves(item, (*path, index))
+
+
+def _with_leaf(body: Any, path: tuple[Any, ...], text: str) -> Any:
+    body = copy.deepcopy(body)
+    target = body
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = text
+    return body
+
+
+def _hostile_variants(case: Any) -> Iterator[tuple[str, Any]]:
+    """The case with hostile text in one place at a time: each text query parameter the
+    operation takes, then the body's text fields."""
+    for parameter in case.operation.definition.raw.get("parameters", []):
+        schema = parameter.get("schema", {})
+        texts = [schema, *schema.get("oneOf", [])]
+        if parameter["in"] == "query" and any(s.get("type") == "string" for s in texts):
+            yield (
+                f"query.{parameter['name']}",
+                case.derive(query={**case.query, parameter["name"]: HOSTILE_TEXT}, keep_auth=True),
+            )
+    for path in list(_text_leaves(case.body))[:MAX_LEAVES]:
+        variant = case.derive(keep_auth=True)
+        variant.body = _with_leaf(case.body, path, HOSTILE_TEXT)
+        yield "body" + "".join(f"[{step!r}]" for step in path), variant
+
+
+def test_hostile_text_is_refused_not_crashed(api_schema: Any, world: World) -> None:
+    failures: dict[tuple[str, str], str] = {}
+    tried = 0
+    for operation in [result.ok() for result in api_schema.get_all_operations()]:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=1,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        def run(case: Any) -> None:
+            nonlocal tried
+            _point_at_real_rows(case, world, always=True)
+            _sign(case, world.credentials["agency_admin"])
+            for where, variant in _hostile_variants(case):
+                tried += 1
+                try:
+                    variant.call_and_validate(base_url=world.url, checks=CHECKS[:-1])
+                except (Exception, BaseExceptionGroup) as exc:
+                    failures[(case.operation.label, where)] = str(exc)
+
+        run()
+    assert tried >= 20  # the operations' text fields were reached
+    known = KNOWN.get(os.environ.get("KRAVLAB_TEST_DB", "sqlite"), {})
+    unexpected = {k: v for k, v in failures.items() if k not in known}
+    assert not unexpected, "\n\n".join(f"{k}: {v}" for k, v in unexpected.items())
+    fixed = sorted(set(known) - set(failures))
+    if fixed:
+        warnings.warn(f"fixed, strike off KNOWN: {fixed}", stacklevel=1)
