@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DOCS_UI := backend/api_docs_vendor/.versions
 
-.PHONY: install browser demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator clean
+.PHONY: install browser fonts demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ $(DOCS_UI): infra/api-docs-ui.sh
 browser:
 	bash infra/browser.sh
 
-install: $(STAMP) $(DOCS_UI)
+## Debian's DejaVu fonts for the PDF letters, installed only when missing.
+fonts:
+	bash infra/fonts.sh
+
+install: $(STAMP) $(DOCS_UI) fonts
 
 ## Migrate the embedded SQLite database, seed demo data, print logins, serve on :8000.
 demo: $(STAMP) $(DOCS_UI)
@@ -36,7 +40,7 @@ test: $(STAMP) $(DOCS_UI) browser
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: $(STAMP) $(DOCS_UI) browser
+test-sqlite: $(STAMP) $(DOCS_UI) browser fonts
 	KRAVLAB_TEST_DB=sqlite $(BIN)/pytest
 
 test-postgres: $(STAMP) $(DOCS_UI)
