@@ -57,19 +57,21 @@ N_STRATA = 8  # B2C × fee agreed × disputed
 # first reminder, a reminder by the next one after a routine's usual gap).
 DAY_BIN_LOWER = np.array([FIRST_DAY, 0, 7, 14, 21, 30, 45, 60, 90], dtype=np.int64)
 N_DAY_BINS = len(DAY_BIN_LOWER)
-# A hazard's state: the contact's rank and the day bin of the previous contact (none for
-# the first).
-N_STATES = MAX_RANK * (N_DAY_BINS + 1)
+# A hazard's state: the contact's rank, the day bin of the previous contact (none for the
+# first) and whether a collection notice has gone out (after one, routines usually stop).
+N_STATES = MAX_RANK * (N_DAY_BINS + 1) * 2
 
 
 def day_bin(day: np.ndarray) -> np.ndarray:
     return np.searchsorted(DAY_BIN_LOWER, np.maximum(day, FIRST_DAY), side="right") - 1
 
 
-def state_of(rank: np.ndarray, previous_day: np.ndarray) -> np.ndarray:
-    """Hazard state of contact number rank + 1 (0-based rank) after a contact on previous_day."""
+def state_of(rank: np.ndarray, previous_day: np.ndarray, noticed: np.ndarray) -> np.ndarray:
+    """Hazard state of contact number rank + 1 (0-based rank) after a contact on previous_day,
+    `noticed` when a collection notice was among the contacts before it."""
     rank = np.minimum(rank, MAX_RANK - 1)
-    return rank * (N_DAY_BINS + 1) + np.where(rank > 0, 1 + day_bin(previous_day), 0)
+    state = rank * (N_DAY_BINS + 1) + np.where(rank > 0, 1 + day_bin(previous_day), 0)
+    return state * 2 + noticed.astype(np.int64)
 
 
 def kind_of(channel: np.ndarray, notice: np.ndarray, fee: np.ndarray) -> np.ndarray:
@@ -124,11 +126,12 @@ class LoggingPolicy:
         alive = np.arange(n)
         previous = np.full(n, FIRST_DAY - 1, dtype=np.int64)
         previous_kind = np.full(n, N_KINDS, dtype=np.int64)
+        noticed = np.zeros(n, dtype=bool)
         for k in range(MAX_CONTACTS):
             if not len(alive):
                 break
             r = min(k, MAX_RANK - 1)
-            state = state_of(np.full(len(alive), k), previous[alive])
+            state = state_of(np.full(len(alive), k), previous[alive], noticed[alive])
             h = self.hazard[month[alive], stratum[alive], state]  # alive × SPAN
             if k == 0:
                 origin = np.full(len(alive), FIRST_DAY, dtype=np.int64)
@@ -151,6 +154,7 @@ class LoggingPolicy:
             kind_out.append(kind)
             previous[rows] = day
             previous_kind[rows] = kind
+            noticed[rows] |= (kind // 2) % 2 == 1
             alive = rows
         if not inv_out:
             return Contacts.empty()
@@ -225,13 +229,18 @@ def estimate(
         return ((m * N_STRATA + s) * N_STATES + state) * (SPAN + 1) + offset
 
     def add_interval(
-        rows: np.ndarray, r: np.ndarray, origin: np.ndarray, lo: np.ndarray, hi: np.ndarray
+        rows: np.ndarray,
+        r: np.ndarray,
+        origin: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        noticed: np.ndarray,
     ) -> None:
         """Rows at risk of contact rank r on days lo..hi (offsets from `origin`, the previous
         contact's day for r > 0)."""
         ok = hi >= lo
         rows, r, origin, lo, hi = rows[ok], r[ok], origin[ok], lo[ok], hi[ok]
-        r = state_of(r, origin)
+        r = state_of(r, origin, noticed[ok])
         a = np.clip(lo - origin, 0, SPAN)
         b = np.clip(hi - origin + 1, 0, SPAN)
         m, s = m_index[rows], stratum[rows]
@@ -251,17 +260,33 @@ def estimate(
         np.full(n, FIRST_DAY),
         low,
         np.where(has_first, first_day_of, last),
+        np.zeros(n, dtype=bool),
     )
+    # whether a notice went out up to and including each contact, and before it
+    is_notice = ((kind // 2) % 2 == 1).astype(np.int64)
+    running = np.cumsum(is_notice)
+    base = (running - is_notice)[group_start] if len(inv) else running
+    noticed_through = running - base > 0
+    noticed_before = np.where(first_of, False, np.r_[False, noticed_through[:-1]])
     # later ranks: from the previous contact's day to this contact (event) ...
     later = ~first_of
-    add_interval(inv[later], rank[later], prev_day[later], prev_day[later], day[later])
+    add_interval(
+        inv[later],
+        rank[later],
+        prev_day[later],
+        prev_day[later],
+        day[later],
+        noticed_before[later],
+    )
     # ... and after each invoice's last contact, censored at its end
     last_of = np.r_[inv[1:] != inv[:-1], True] if len(inv) else np.zeros(0, bool)
     rows = inv[last_of]
-    add_interval(rows, rank[last_of] + 1, day[last_of], day[last_of], last[rows])
+    add_interval(
+        rows, rank[last_of] + 1, day[last_of], day[last_of], last[rows], noticed_through[last_of]
+    )
     origin = np.where(first_of, FIRST_DAY, prev_day)
     events += np.bincount(
-        cell(m_index[inv], stratum[inv], state_of(rank, origin), day - origin),
+        cell(m_index[inv], stratum[inv], state_of(rank, origin, noticed_before), day - origin),
         minlength=len(events),
     )
     at_risk = np.cumsum(at_risk.reshape(shape), axis=3)[..., :SPAN]

@@ -99,7 +99,7 @@ def test_the_backtest_says_whether_the_model_beats_the_naive_forecasts(payday):
 
 
 @pytest.mark.xfail(
-    reason="issue 9 target not reached: in-support candidates are up to ~5.7 pp off at 90 days "
+    reason="issue 9 target not reached: in-support candidates are up to ~4 pp off at 90 days "
     "on the 100 000-invoice payday world (docs/simulator.md, 'Accuracy')",
     strict=False,
     raises=AssertionError,
