@@ -19,9 +19,14 @@ def world():
     return generate("retail-b2c", 12_000, 5)
 
 
+@pytest.fixture(scope="module")
+def sek_fit(world):
+    return fit_history(world.history, classes=2)
+
+
 @pytest.mark.parametrize("currency", ["USD", "JPY"])
 def test_a_history_in_another_currency_loads_fits_and_forecasts_its_own_amounts(
-    tmp_path, world, currency
+    tmp_path, world, sek_fit, currency
 ):
     write(world, tmp_path, currency)
     text = (tmp_path / "invoices.csv").read_text().splitlines()[1].split(",")
@@ -39,8 +44,7 @@ def test_a_history_in_another_currency_loads_fits_and_forecasts_its_own_amounts(
     model = fit_history(history, classes=2)
     assert model.currency == currency
     # the SEK original (as of its own day, a little later than the files' last event)
-    same = fit_history(world.history, classes=2)
-    assert model.params == pytest.approx(same.params, abs=1e-3)
+    assert model.params == pytest.approx(sek_fit.params, abs=1e-3)
     cohort = default_cohort(history)
     result = forecast(history, model, {"baseline": BASELINE}, cohort, Options(draws=8))
     assert result["cohort"]["currency"] == currency
