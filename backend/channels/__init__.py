@@ -9,7 +9,8 @@ broken templates raise.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -49,4 +50,25 @@ def permanent(channel: str, reason: str) -> SendResult:
     return SendResult(status="permanent", channel=channel, reason=reason[:500])
 
 
-__all__ = ["Message", "MessageError", "SendResult", "SendStatus"]
+class Channel(Protocol):
+    """What the engine calls for a contact that goes out now (email, SMS).
+
+    `reference` is the engine's id for the step (recorded before sending, DESIGN.md): it
+    travels with the message (a header, the gateway's idempotency key) so a retried send can
+    be matched to its step. Letters (`letters.render_letter`, bytes the engine stores) and
+    calls (`phone.call_task`, a task staff work) are produced, not sent, so they are not
+    channels of this shape.
+    """
+
+    name: str
+
+    async def send(
+        self,
+        message: Message,
+        *,
+        overrides: Mapping[str, str] | None = None,
+        reference: str | None = None,
+    ) -> SendResult: ...
+
+
+__all__ = ["Channel", "Message", "MessageError", "SendResult", "SendStatus"]

@@ -29,7 +29,7 @@ import msgspec
 from backend.channels import SendResult, permanent, retryable, sent
 from backend.channels.letters import FontMissing, render_letter
 from backend.channels.message import Message, MessageError, check
-from backend.channels.templates import Rendered, TemplateProblem, Templates, one_line
+from backend.channels.templates import Rendered, TemplateProblem, one_line, templates_for
 from backend.settings import Settings
 
 CHANNEL = "email"
@@ -128,7 +128,7 @@ class EmailChannel:
         goes into an X-Kravlab-Reference header so a bounce can be traced to its step."""
         try:
             message = check(message)
-            templates = Templates(overrides)
+            templates = templates_for(overrides)
             rendered = templates.render_message(message)
             if attachments is None:
                 pdf = render_letter(message, templates=templates)

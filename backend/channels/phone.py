@@ -17,7 +17,7 @@ import msgspec
 
 from backend.channels.amounts import format_amount
 from backend.channels.message import Message, check
-from backend.channels.templates import Templates, one_line
+from backend.channels.templates import one_line, templates_for
 
 OUTCOMES = ("reached", "promise_to_pay", "dispute", "no_answer")
 Outcome = Literal["reached", "promise_to_pay", "dispute", "no_answer"]
@@ -64,7 +64,7 @@ class OutcomeError(ValueError):
 def call_task(message: Message, overrides: Mapping[str, str] | None = None) -> CallTask:
     """The task for a phone step; MessageError when the message cannot be called."""
     message = check(message)
-    script = Templates(overrides).render_call_script(message)
+    script = templates_for(overrides).render_call_script(message)
     total = format_amount(message.total, message.currency, message.language)
     reason = one_line(f"{message.kind} {message.invoice_number}: {total}, due {message.due_date}")
     assert message.debtor.phone is not None  # check() demands it for phone steps

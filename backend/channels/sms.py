@@ -22,7 +22,7 @@ import msgspec
 
 from backend.channels import SendResult, permanent, retryable, sent
 from backend.channels.message import Message, MessageError, check
-from backend.channels.templates import TemplateProblem, Templates, one_line
+from backend.channels.templates import TemplateProblem, one_line, templates_for
 from backend.settings import Settings
 
 CHANNEL = "sms"
@@ -70,7 +70,7 @@ class SmsChannel:
             return permanent(CHANNEL, "no SMS gateway configured (KRAVLAB_SMS_GATEWAY_URL)")
         try:
             message = check(message)
-            text = Templates(overrides).render_message(message).sms
+            text = templates_for(overrides).render_message(message).sms
         except (MessageError, TemplateProblem) as exc:
             return permanent(CHANNEL, f"not sendable: {exc}")
         body: dict[str, str] = {"to": message.debtor.phone or "", "text": text}

@@ -18,6 +18,7 @@ plain-text SMS would show "&amp;" to the debtor.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -215,6 +216,17 @@ class Templates:
         return self.render(f"{message.language}/call.txt", context, limit=5_000)
 
 
+def templates_for(overrides: Mapping[str, str] | None = None) -> Templates:
+    """The templates for one tenant's overrides, built once: compiling is the costly part of
+    rendering, and a daily run renders the same few templates for every invoice."""
+    return _cached(tuple(sorted((overrides or {}).items())))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(overrides: tuple[tuple[str, str], ...]) -> Templates:
+    return Templates(dict(overrides))
+
+
 def _refuse_unsafe(name: str, tree: nodes.Template) -> None:
     """No loop inside a loop (a bounded range still multiplies), no recursive loops."""
     for loop in tree.find_all(nodes.For):
@@ -296,4 +308,4 @@ def preview(message: Message, overrides: Mapping[str, str] | None = None) -> Ren
 
     Checks the message first, so a preview fails exactly where sending would.
     """
-    return Templates(overrides).render_message(check(message))
+    return templates_for(overrides).render_message(check(message))

@@ -10,7 +10,7 @@ import pytest
 from pypdf import PdfReader
 
 from backend.channels.letters import render_letter
-from backend.channels.message import Interest, MessageError
+from backend.channels.message import Debtor, Interest, MessageError
 from tests.channels.messages import SENT_ON, message, notice
 
 
@@ -164,3 +164,32 @@ def test_markup_and_line_breaks_in_names_stay_text():
     text = text_of(render_letter(hostile))
     assert "{{ 7*7 }} <script>x</script>" in text and "49" not in text
     assert "{% raw %}Gata 1" in text
+
+
+def test_names_beyond_latin_1_are_embedded_and_extractable():
+    foreign = message(
+        channel="letter",
+        debtor=Debtor(name="Łukasz Wójcik-Nguyễn Σωκράτης", address=("ul. Żółta 5", "Kraków")),
+    )
+    pdf = render_letter(foreign)
+    text = text_of(pdf)
+    assert "Łukasz Wójcik-Nguyễn Σωκράτης" in text and "ul. Żółta 5" in text
+    fonts = PdfReader(io.BytesIO(pdf)).pages[0]["/Resources"]["/Font"]
+    assert all("/FontFile2" in f.get_object()["/FontDescriptor"] for f in _descendants(fonts))
+
+
+def _descendants(fonts):
+    for ref in fonts.values():
+        font = ref.get_object()
+        yield from (d.get_object() for d in font.get("/DescendantFonts", [font]))
+
+
+def test_a_long_letter_runs_onto_numbered_pages_and_a_long_word_wraps():
+    body = "\n\n".join(f"Stycke {i}: " + "lång text " * 40 for i in range(30))
+    overrides = {"sv/reminder.body.txt": body + "\n\n" + "Ö" * 300 + "\n\nSLUT"}
+    pdf = render_letter(message(channel="letter"), overrides)
+    reader = PdfReader(io.BytesIO(pdf))
+    assert len(reader.pages) >= 3
+    assert "Sida 2" in reader.pages[1].extract_text()
+    text = text_of(pdf)
+    assert "Stycke 29" in text and "SLUT" in text and text.count("Ö") >= 300
