@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from simulator.fit import fit, prepare
+from simulator.forecast import Options, forecast
 from simulator.history import History
 from simulator.model import CHANNELS
 from simulator.worlds import generate
+from tests.simulator.scenarios import BASELINE
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,9 @@ def test_em_that_runs_out_of_iterations_says_so(world):
     converged = fit(prepare(world.history), classes=2, starts=1)
     assert converged.convergence["em_converged"] is True
     assert converged.warnings == []
+    # and every forecast made with the unconverged fit repeats it
+    result = forecast(world.history, model, {"baseline": BASELINE}, options=Options(draws=4))
+    assert any("did not converge" in w for w in result["warnings"])
 
 
 def _each_invoice_four_times(h: History) -> History:
