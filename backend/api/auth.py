@@ -17,7 +17,6 @@ from tenants.access import Principal
 from tenants.auth import issue_session_token, login
 from tenants.throttle import Throttle
 
-
 # One address may be an office of many people: it gets this many times an account's budget.
 LOGIN_ADDRESS_FACTOR = 5
 
