@@ -187,7 +187,11 @@ class Templates:
             raise
         except (TemplateError, RecursionError, TypeError, ValueError, ArithmeticError) as exc:
             raise TemplateProblem(f"{name}: {type(exc).__name__}: {exc}") from exc
-        return "".join(chunks).strip()[:limit]
+        text = "".join(chunks).strip()
+        if len(text) > limit:
+            # Cutting would drop what comes last (the payment reference, the dispute line).
+            raise TemplateProblem(f"{name}: {len(text)} characters, at most {limit}")
+        return text
 
     def render_message(self, message: Message) -> Rendered:
         """Every part of the message's kind, in its language."""

@@ -135,3 +135,12 @@ def test_subjects_are_one_bounded_line():
 def test_a_preview_fails_exactly_where_sending_would():
     with pytest.raises(MessageError, match=r"debtor\.email"):
         preview(message(debtor=Debtor(name="N", phone="+46700000000")))
+
+
+def test_an_sms_template_longer_than_six_segments_is_refused_not_cut():
+    with pytest.raises(TemplateProblem, match="at most 918"):
+        preview(message(), {"sv/reminder.sms.txt": "{{ 'x' * 920 }} ref {{ payment.reference }}"})
+    fits = preview(
+        message(), {"sv/reminder.sms.txt": "{{ 'x' * 800 }} ref {{ payment.reference }}"}
+    )
+    assert fits.sms.endswith("ref 20260042")
