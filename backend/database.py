@@ -117,11 +117,21 @@ _CLEANUP_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# A pooled connection the server dropped while asyncpg was resetting it for reuse keeps a
+# half-finished operation; its next user gets this state error instead of a connection
+# error. Our code never shares a connection between tasks, so here it means exactly that.
+_BROKEN_BY_RESTART = "another operation"
+
+
 def _lost_connection(exc: BaseException) -> bool:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, DATABASE_UNAVAILABLE):
+            return True
+        if isinstance(current, asyncpg.exceptions.InternalClientError) and (
+            _BROKEN_BY_RESTART in str(current)
+        ):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__

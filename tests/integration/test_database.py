@@ -53,6 +53,9 @@ def test_a_cleanup_error_is_an_outage_only_when_a_lost_connection_caused_it():
     lost = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
     assert database._lost_connection(_raised_while_handling(internal("state"), lost))
     assert database._lost_connection(ConnectionRefusedError(111, "refused"))
+    assert database._lost_connection(  # a pooled connection the restart left half-reset
+        internal("cannot switch to state 12; another operation (2) is in progress")
+    )
     assert not database._lost_connection(internal("a bug of ours"))
     assert not database._lost_connection(
         _raised_while_handling(internal("state"), ValueError("unrelated"))
