@@ -25,7 +25,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from backend.channels.message import Message, check
-from backend.channels.templates import Templates, templates_for
+from backend.channels.templates import Templates, one_line, templates_for
 
 FONT_DIRS = (
     Path("/usr/share/fonts/truetype/dejavu"),
@@ -101,7 +101,8 @@ def render_letter(
         f"{_DATE[message.language]}: {message.sent_on.isoformat()}",
     )
 
-    # The recipient where a window envelope shows it.
+    # The recipient where a window envelope shows it; `one_line` keeps a line break a
+    # client's ERP left in a name from pushing the address out of the window.
     pen.at(WINDOW_X, WINDOW_Y, WINDOW_WIDTH)
     for line in (message.debtor.name, *message.debtor.address):
         pen.write(one_line(line), REGULAR, 10)
@@ -114,12 +115,6 @@ def render_letter(
     pen.finish()
     canvas.save()
     return buffer.getvalue()
-
-
-def one_line(value: str) -> str:
-    """A name or an address line as printed: line breaks a client's ERP left in it become
-    spaces instead of moving the next line out of the envelope's window."""
-    return " ".join(value.split())[:200]
 
 
 class _Pen:
