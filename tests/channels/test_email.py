@@ -178,3 +178,25 @@ async def test_starttls_and_login_with_the_configured_credentials(tmp_path, monk
         controller.stop()
     assert logins[:2] == [("krav", "s3cret"), ("krav", "wrong")]
     assert len(sink.received) == 1
+
+
+async def test_implicit_tls_refuses_an_untrusted_certificate_then_sends_once_trusted(
+    tmp_path, monkeypatch
+):
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = MailSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port(), ssl_context=context)
+    controller.start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "nothing-trusted.pem"))
+        untrusted = await channel(controller.port, tls="tls").send(message())
+        assert untrusted.status == "retryable" and "CERTIFICATE_VERIFY_FAILED" in (
+            untrusted.reason or ""
+        )
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert (await channel(controller.port, tls="tls").send(message())).sent
+    finally:
+        controller.stop()
+    assert len(sink.received) == 1
