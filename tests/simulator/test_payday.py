@@ -21,13 +21,13 @@ from simulator.policy import parse_policies
 WORLDS = Path(__file__).parents[2] / ".." / "shared" / "worlds"
 pytestmark = pytest.mark.skipif(not (WORLDS / "payday_world.py").exists(), reason="no ../shared")
 
-INVOICES = 40_000
+INVOICES = 30_000
 DAYS = (30, 60, 90)
 
 
 @pytest.fixture(scope="module")
 def payday(tmp_path_factory) -> dict[str, Any]:
-    """The world written once (small: 40 000 invoices, 2 repetitions of the truth), fitted
+    """The world written once (small: 30 000 invoices, 2 repetitions of the truth), fitted
     as a user would, and every candidate forecast on the default cohort."""
     spec = importlib.util.spec_from_file_location("payday_world", WORLDS / "payday_world.py")
     assert spec is not None and spec.loader is not None
