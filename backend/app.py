@@ -22,6 +22,7 @@ from backend import database
 from backend.api.auth import AuthController
 from backend.api.book import InvoiceController
 from backend.api.deps import provide_principal, provide_scope
+from backend.api.dunning import DunningController
 from backend.api.ops import Health
 from backend.api.policies import PolicyController
 from backend.api.reference_rates import ReferenceRateController
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             InvoiceController,
             ReferenceRateController,
             PolicyController,
+            DunningController,
             static_files(),
         ],
         dependencies={

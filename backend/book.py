@@ -76,6 +76,7 @@ _COLUMNS = (
     Invoice.paused_until,
     Invoice.paid_amount,
     Invoice.settled_date,
+    Invoice.fees_charged,
     Invoice.created_at,
     Invoice.updated_at,
     Invoice.debtor.id.as_alias("debtor_id"),
@@ -104,7 +105,7 @@ def present(row: dict[str, Any], on: date) -> dict[str, Any]:
         "paid_amount": row["paid_amount"],
         "outstanding": max(0, row["amount"] - row["paid_amount"]),
         "overpaid": max(0, row["paid_amount"] - row["amount"]),
-        "fees": 0,
+        "fees": row["fees_charged"],
         "interest_accrued": 0,
         "status": status_of(row, on),
         "days_past_due": max(0, past_due),
@@ -243,7 +244,10 @@ async def change_state(
                 "at": now,
             },
         )
-        await scope.audit(f"invoice.{kind}", "invoice", invoice_id,
+        await scope.audit(
+            f"invoice.{kind}",
+            "invoice",
+            invoice_id,
             reason=reason,
             until=until,
         )
@@ -295,7 +299,10 @@ async def match_payment(scope: TenantScope, payment_id: UUID, invoice_id: UUID) 
             },
         ).where(Payment.id == payment_id)
         await settlement.resettle(scope, [invoice_id])
-        await scope.audit("payment.matched", "payment", payment_id,
+        await scope.audit(
+            "payment.matched",
+            "payment",
+            payment_id,
             invoice_id=invoice_id,
         )
     return await get_invoice(scope, invoice_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from piccolo.columns import (
     UUID,
     BigInt,
+    Bytea,
     Boolean,
     Date,
     ForeignKey,
@@ -59,6 +60,9 @@ class Invoice(Table, tablename="invoices"):
     # Kept in step with matched payments so lists can filter on them without a join.
     paid_amount = BigInt(default=0)
     settled_date = Date(null=True, default=None)
+    # Fees the dunning engine charged (reminder, collection, B2B compensation), kept in step
+    # with its recorded steps so lists show them without a join.
+    fees_charged = BigInt(default=0)
     content_hash = Varchar(length=32)
     created_at = Timestamptz()
     updated_at = Timestamptz()
@@ -154,3 +158,72 @@ class ReferenceRate(Table, tablename="reference_rates"):
     rate_bp = Integer()
     created_at = Timestamptz()
     created_by = Varchar(length=80)
+
+
+class TenantProfile(Table, tablename="tenant_profiles"):
+    """What a tenant's letters and messages say about it: how to pay, where to dispute."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade, unique=True)
+    org_number = Varchar(length=32, default="")
+    bankgiro = Varchar(length=16, null=True, default=None)
+    iban = Varchar(length=40, null=True, default=None)
+    dispute_email = Varchar(length=254, null=True, default=None)
+    dispute_phone = Varchar(length=32, null=True, default=None)
+    language = Varchar(length=2, default="sv")
+    updated_at = Timestamptz()
+
+
+class DunningRun(Table, tablename="dunning_runs"):
+    """One daily run of a tenant's live policies; at most one per tenant and date."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    run_date = Date()
+    status = Varchar(length=16, default="running")
+    steps = Integer(default=0)
+    started_at = Timestamptz()
+    finished_at = Timestamptz(null=True, default=None)
+
+
+class DunningStep(Table, tablename="dunning_steps"):
+    """A step the engine took for an invoice: its k-th contact (`ordinal`), recorded under a
+    unique (invoice, ordinal) before anything is sent, with the fee it charged.
+
+    `status`: pending (recorded, not yet delivered), sending (an attempt claimed), retrying,
+    sent, failed (permanently: it
+    does not count as sent and its fee is given back), task (a call for agency staff),
+    skipped (a pre-due step whose day passed before the invoice came under the policy).
+    """
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    invoice = ForeignKey(Invoice, null=False, on_delete=OnDelete.cascade, index=True)
+    ordinal = Integer()
+    run_date = Date()
+    policy = UUID()
+    version = Integer()
+    step_index = Integer()
+    day = Integer()
+    action = Varchar(length=32)
+    channel = Varchar(length=16)
+    fee = BigInt(default=0)
+    fee_kind = Varchar(length=16, null=True, default=None)
+    status = Varchar(length=16, default="pending")
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    provider_id = Varchar(length=200, null=True, default=None)
+    last_error = Varchar(length=500, null=True, default=None)
+    created_at = Timestamptz()
+    sent_at = Timestamptz(null=True, default=None)
+
+
+class Letter(Table, tablename="letters"):
+    """A letter as it was sent (PDF), downloadable from the invoice."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    invoice = ForeignKey(Invoice, null=False, on_delete=OnDelete.cascade, index=True)
+    step = ForeignKey(DunningStep, null=False, on_delete=OnDelete.cascade)
+    pdf = Bytea()
+    created_at = Timestamptz()

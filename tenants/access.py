@@ -35,11 +35,15 @@ PERMISSIONS = (
     "rates:manage",  # add a half-year's reference rate (agency_admin only)
     "policies:write",  # draft policies and versions (drafts change nothing live)
     "policies:activate",  # a version goes live or is retired: people, not integrations
+    "dunning:run",  # run the live policies now
+    "profile:manage",  # how letters name the tenant: payment instructions, dispute contact
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
     "agency_admin": frozenset(PERMISSIONS),
-    "agency_staff": frozenset({"me", "tenants:read", "read", "invoices:manage", "payments:match"}),
+    "agency_staff": frozenset(
+        {"me", "tenants:read", "read", "invoices:manage", "payments:match", "dunning:run"}
+    ),
     "tenant_admin": frozenset(
         {
             "me",
@@ -53,6 +57,8 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "users:manage",
             "policies:write",
             "policies:activate",
+            "dunning:run",
+            "profile:manage",
         }
     ),
     "tenant_member": frozenset(

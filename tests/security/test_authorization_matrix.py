@@ -41,6 +41,8 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
     ),
     "policies:write": ({"agency_admin", "tenant_admin", "tenant_member"}, {"policies:write"}),
     "policies:activate": ({"agency_admin", "tenant_admin"}, set()),
+    "dunning:run": ({"agency_admin", "agency_staff", "tenant_admin"}, set()),
+    "profile:manage": ({"agency_admin", "tenant_admin"}, set()),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
@@ -76,6 +78,12 @@ ROUTE_PERMISSIONS = {
     ("POST", T + "/policies/{policy_id}/versions"): "policies:write",
     ("POST", T + "/policies/{policy_id}/versions/{number}/activate"): "policies:activate",
     ("POST", T + "/policies/{policy_id}/versions/{number}/retire"): "policies:activate",
+    ("GET", T + "/dunning/preview"): "read",
+    ("POST", T + "/dunning/run"): "dunning:run",
+    ("GET", T + "/invoices/{invoice_id}/contacts"): "read",
+    ("GET", T + "/invoices/{invoice_id}/letters/{letter_file}"): "read",
+    ("GET", T + "/profile"): "read",
+    ("PUT", T + "/profile"): "profile:manage",
 }
 POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
 PUBLIC = {("POST", "/api/v1/auth/login"), ("GET", "/health")}
@@ -109,6 +117,8 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/policies/{policy_id}/versions"): {"policy": POLICY},
         ("POST", T + "/policies/{policy_id}/versions/{number}/activate"): {},
         ("POST", T + "/policies/{policy_id}/versions/{number}/retire"): None,
+        ("POST", T + "/dunning/run"): {},
+        ("PUT", T + "/profile"): {"bankgiro": "123-4567"},
     }
     if method in ("GET", "DELETE"):
         return None
@@ -129,6 +139,7 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                 for name in ("tenant_id", "invoice_id", "payment_id", "key_id", "policy_id"):
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
                 path = path.replace("{number:int}", "{number}")
+                path = path.replace("{letter_file:str}", "{letter_file}")
                 found.append((method, path, handler.opt.get("permission")))
     return found
 
@@ -209,8 +220,46 @@ async def world(client, admin) -> dict[str, Any]:
         "invoice_of": invoice_of,
         "payment_of": payment_of,
         "policy_of": policy_of,
+        "letter_of": {t.id: await _letter(t.id, invoice_of[t.id]) for t in (own, other)},
         "admins": {own.id: own_admin, other.id: other_admin},
     }
+
+
+async def _letter(tenant_id: str, invoice_id: str) -> str:
+    """A stored letter of the tenant's invoice (the dunning engine's own tests make real ones)."""
+    from datetime import UTC, date, datetime
+
+    from backend.tables import DunningStep, Letter
+
+    step_id, letter_id = uuid.uuid4(), uuid.uuid4()
+    await DunningStep.insert(
+        DunningStep(
+            id=step_id,
+            tenant=tenant_id,
+            invoice=invoice_id,
+            ordinal=0,
+            run_date=date.today(),
+            policy=uuid.uuid4(),
+            version=1,
+            step_index=0,
+            day=1,
+            action="reminder",
+            channel="letter",
+            status="sent",
+            created_at=datetime.now(UTC),
+        )
+    )
+    await Letter.insert(
+        Letter(
+            id=letter_id,
+            tenant=tenant_id,
+            invoice=invoice_id,
+            step=step_id,
+            pdf=b"%PDF-1.4 matrix",
+            created_at=datetime.now(UTC),
+        )
+    )
+    return str(letter_id)
 
 
 async def _agency_staff(client):
@@ -231,6 +280,7 @@ async def _path_for(client, admin, world, path, tenant_id, destructive):
         "invoice_id": world["invoice_of"].get(tenant_id, str(uuid.uuid4())),
         "payment_id": world["payment_of"].get(tenant_id, str(uuid.uuid4())),
         "policy_id": world["policy_of"].get(tenant_id, str(uuid.uuid4())),
+        "letter_file": f"{world['letter_of'].get(tenant_id, uuid.uuid4())}.pdf",
         "number": 1,
     }
     if "{key_id}" in path:

@@ -1,0 +1,266 @@
+"""The live dunning engine over HTTP: one step per invoice per run, fees once, exactly once,
+the preview agreeing with the run, real SMTP delivery, letters as PDF."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.channels.servers import MailSink, free_port
+from tests.support.server import LiveServer
+from tests.support.world import invoice, login, onboard
+
+POLICY: dict[str, Any] = {
+    "name": "Three steps",
+    "segment": {"debtor_type": "b2c"},
+    "steps": [
+        {"day": -3, "action": "reminder", "channel": "email"},
+        {"day": 1, "action": "reminder", "channel": "email"},
+        {"day": 10, "action": "reminder", "channel": "letter", "fee": 6000},
+        {
+            "day": 20,
+            "action": "collection_notice",
+            "channel": "letter",
+            "fee": 18000,
+            "deadline_days": 10,
+        },
+    ],
+}
+PROFILE = {"bankgiro": "123-4567", "dispute_email": "tvist@kund.test", "language": "sv"}
+
+
+@pytest.fixture(scope="module")
+def mail():
+    sink = MailSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield sink, controller.port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def engine_server(migrated, mail):
+    _, port = mail
+    live = LiveServer(KRAVLAB_SMTP_HOST="127.0.0.1", KRAVLAB_SMTP_PORT=str(port)).start()
+    yield live
+    live.stop()
+
+
+async def _setup(http, admin, *, profile=True, rows=None):
+    tenant = await onboard(http, admin)
+    session = await login(http, tenant.admin_email, tenant.admin_password)
+    if profile:
+        r = await http.put(tenant.path("/profile"), json=PROFILE, headers=session)
+        assert r.status_code == 200, r.text
+    made = await http.post(tenant.path("/policies"), json={"policy": POLICY}, headers=session)
+    policy_id = made.json()["id"]
+    r = await http.post(tenant.path(f"/policies/{policy_id}/versions/1/activate"), headers=session)
+    assert r.status_code == 200, r.text
+    today = date.today()
+    debtor = {"email": "kund@example.se", "address": "Storgatan 1\n111 22 Stockholm"}
+    rows = rows or [
+        invoice(
+            "LATE", debtor="D-LATE", issue=today - timedelta(days=60), due_in=35, fee_agreed=True
+        ),
+        invoice("PAID", debtor="D-PAID", issue=today - timedelta(days=60), due_in=35),
+        invoice("DISPUTED", debtor="D-DIS", issue=today - timedelta(days=60), due_in=35),
+        invoice("PAUSED", debtor="D-PAU", issue=today - timedelta(days=60), due_in=35),
+        invoice("FUTURE", debtor="D-FUT", issue=today, due_in=30),
+    ]
+    for row in rows:
+        row["debtor"].update(debtor)
+    r = await http.post(tenant.path("/invoices/batch"), json={"invoices": rows}, headers=tenant.key)
+    assert r.status_code == 200, r.text
+    ids = {
+        i["external_id"]: i["id"]
+        for i in (await http.get(tenant.path("/invoices?limit=100"), headers=session)).json()[
+            "items"
+        ]
+    }
+    if "PAID" in ids:
+        pay = {
+            "external_id": "P-1",
+            "amount": 100_000,
+            "currency": "SEK",
+            "paid_date": today.isoformat(),
+            "invoice_external_id": "PAID",
+        }
+        await http.post(
+            tenant.path("/payments/batch"), json={"payments": [pay]}, headers=tenant.key
+        )
+        await http.post(
+            tenant.path(f"/invoices/{ids['DISPUTED']}/dispute"),
+            json={"reason": "wrong amount"},
+            headers=session,
+        )
+        await http.post(
+            tenant.path(f"/invoices/{ids['PAUSED']}/pause"),
+            json={"reason": "talking"},
+            headers=session,
+        )
+    return tenant, session, ids
+
+
+async def test_one_step_per_run_fees_once_and_the_preview_is_the_run(engine_server, admin, mail):
+    sink, _ = mail
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        tenant, session, ids = await _setup(http, admin)
+        today = date.today()
+        days = [today - timedelta(days=2), today - timedelta(days=1), today]
+        # The invoice is 25 days late: its pre-due step is skipped, and the three steps that
+        # came due go out one per run, not stacked on one day.
+        seen = []
+        for on in days:
+            preview = await http.get(
+                tenant.path(f"/dunning/preview?date={on.isoformat()}"), headers=session
+            )
+            assert preview.status_code == 200, preview.text
+            planned = preview.json()
+            run = await http.post(
+                tenant.path("/dunning/run"), json={"date": on.isoformat()}, headers=session
+            )
+            assert run.status_code == 200, run.text
+            assert run.json()["recorded"] == planned["contacts"]
+            assert run.json()["fees"] == planned["fees"]
+            seen.append(
+                [
+                    (s["external_id"], s["ordinal"], s["channel"], s["fee"], s["skipped"])
+                    for s in planned["steps"]
+                ]
+            )
+        assert seen == [
+            [("LATE", 0, "email", 0, True), ("LATE", 1, "email", 0, False)],
+            [("LATE", 2, "letter", 6000, False)],
+            [("LATE", 3, "letter", 18000, False)],
+        ]
+        # the same date again: nothing more, and it says so
+        again = await http.post(tenant.path("/dunning/run"), json={}, headers=session)
+        assert again.json()["recorded"] == 0 and again.json()["already_run"] is True
+        detail = (await http.get(tenant.path(f"/invoices/{ids['LATE']}"), headers=session)).json()
+        assert detail["fees"] == 24000
+        contacts = (
+            await http.get(tenant.path(f"/invoices/{ids['LATE']}/contacts"), headers=session)
+        ).json()
+        assert [(c["ordinal"], c["status"]) for c in contacts] == [
+            (0, "skipped"),
+            (1, "sent"),
+            (2, "sent"),
+            (3, "sent"),
+        ]
+        for other in ("PAID", "DISPUTED", "PAUSED", "FUTURE"):
+            r = await http.get(tenant.path(f"/invoices/{ids[other]}/contacts"), headers=session)
+            assert r.json() == [], other
+        # the email arrived through real SMTP, with the letter attached
+        mails = [m for m in sink.received if "kund@example.se" in m.rcpt_tos]
+        assert len(mails) >= 1
+        # the letters are PDFs that say what a collection notice must say
+        from pypdf import PdfReader
+
+        letter = contacts[3]["letter_id"]
+        pdf = await http.get(
+            tenant.path(f"/invoices/{ids['LATE']}/letters/{letter}.pdf"), headers=session
+        )
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+        assert "LATE" in text and "123-4567" in text and "180,00" in text
+
+
+async def test_concurrent_runs_record_each_step_once(engine_server, admin):
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        today = date.today()
+        rows = [
+            invoice(
+                f"C-{i}",
+                debtor=f"D-{i}",
+                issue=today - timedelta(days=40),
+                due_in=30,
+                fee_agreed=True,
+            )
+            for i in range(20)
+        ]
+        tenant, session, ids = await _setup(http, admin, rows=rows)
+        on = (today - timedelta(days=0)).isoformat()
+        answers = await asyncio.gather(
+            *(
+                http.post(tenant.path("/dunning/run"), json={"date": on}, headers=session)
+                for _ in range(4)
+            )
+        )
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        assert sum(a.json()["recorded"] for a in answers) == 20
+        delivered = [a.json()["delivery"] for a in answers]
+        assert sum(d.get("sent", 0) for d in delivered) == 20, delivered  # each mail once
+        for external_id in ("C-0", "C-19"):
+            contacts = (
+                await http.get(
+                    tenant.path(f"/invoices/{ids[external_id]}/contacts"), headers=session
+                )
+            ).json()
+            assert [c["ordinal"] for c in contacts if c["status"] != "skipped"] == [1]
+
+
+async def test_a_contact_that_cannot_go_out_charges_nothing(engine_server, admin):
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        today = date.today()
+        rows = [
+            invoice(
+                "NOPROFILE",
+                debtor="D-N",
+                issue=today - timedelta(days=45),
+                due_in=30,
+                fee_agreed=True,
+            )
+        ]
+        tenant, session, ids = await _setup(http, admin, profile=False, rows=rows)
+        for back in (2, 1):
+            on = (today - timedelta(days=back)).isoformat()
+            r = await http.post(tenant.path("/dunning/run"), json={"date": on}, headers=session)
+            assert r.status_code == 200
+        contacts = (
+            await http.get(tenant.path(f"/invoices/{ids['NOPROFILE']}/contacts"), headers=session)
+        ).json()
+        letter = next(c for c in contacts if c["channel"] == "letter")
+        assert letter["status"] == "failed" and "bankgiro" in letter["last_error"]
+        detail = (
+            await http.get(tenant.path(f"/invoices/{ids['NOPROFILE']}"), headers=session)
+        ).json()
+        assert detail["fees"] == 0
+
+
+async def test_bad_input_to_the_engine(engine_server, admin):
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        tenant = await onboard(http, admin)
+        session = await login(http, tenant.admin_email, tenant.admin_password)
+        future = (date.today() + timedelta(days=1)).isoformat()
+        cases = [
+            ("post", "/dunning/run", {"date": future}, 422),
+            ("post", "/dunning/run", {"date": "2026-02-30"}, 422),
+            ("post", "/dunning/run", {"when": "now"}, 422),
+            ("get", "/dunning/preview?date=yesterday", None, 422),
+            ("get", "/dunning/preview?date=9999-12-31", None, 200),
+            ("put", "/profile", {"bankgiro": "12"}, 422),
+            ("put", "/profile", {"dispute_email": "a@b.c\r\nBcc: x@y.z"}, 422),
+            ("put", "/profile", {"language": "de"}, 422),
+        ]
+        for method, path, body, status in cases:
+            r = await getattr(http, method)(
+                tenant.path(path), headers=session, **({"json": body} if body is not None else {})
+            )
+            assert r.status_code == status, (method, path, body, r.status_code, r.text)
+        missing = tenant.path(
+            "/invoices/00000000-0000-4000-8000-000000000000/letters/"
+            "00000000-0000-4000-8000-000000000000.pdf"
+        )
+        assert (await http.get(missing, headers=session)).status_code == 404
+        for name in ("x.pdf", "../../etc/passwd", "00000000-0000-4000-8000-000000000000"):
+            r = await http.get(
+                tenant.path(f"/invoices/00000000-0000-4000-8000-000000000000/letters/{name}"),
+                headers=session,
+            )
+            assert r.status_code == 404, name
