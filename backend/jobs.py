@@ -30,3 +30,41 @@ async def purge_idempotency_keys_now(settings: Settings) -> int:
 def purge_idempotency_keys() -> int:
     """RQ's entry point of `purge_idempotency_keys_now`."""
     return asyncio.run(purge_idempotency_keys_now(get_settings()))
+
+
+async def run_dunning_now(settings: Settings) -> int:
+    """Today's dunning run of every active tenant; returns the contacts recorded.
+
+    A run is idempotent for its date, so this runs more often than daily (a restarted server
+    or worker never misses a day, and invoices that came due since get their step); one
+    tenant's failure is logged and does not stop the others.
+    """
+    from datetime import UTC, datetime
+    from uuid import UUID
+
+    from backend.api.dunning import channels_for
+    from backend.dunning import run
+    from tenants.access import ROLE_GRANTS, Principal
+    from tenants.scope import TenantScope
+    from tenants.tables import Tenant
+
+    system = Principal(
+        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+    )
+    today = datetime.now(UTC).date()
+    recorded = 0
+    for row in await Tenant.select(Tenant.id).where(Tenant.status == "active"):
+        try:
+            scope = await TenantScope.open(row["id"], system)
+            result = await run(scope, today, channels_for(settings))
+        except Exception:
+            log.exception("dunning run failed", tenant=str(row["id"]))
+            continue
+        recorded += result.recorded
+    log.info("dunning runs done", recorded=recorded, run_date=today.isoformat())
+    return recorded
+
+
+def run_dunning() -> int:
+    """RQ's entry point of `run_dunning_now`."""
+    return asyncio.run(run_dunning_now(get_settings()))

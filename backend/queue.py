@@ -48,6 +48,11 @@ PERIODIC: list[Periodic] = [
         jobs.purge_idempotency_keys_now,
         lambda settings: settings.purge_interval_seconds,
     ),
+    Periodic(
+        jobs.run_dunning,
+        jobs.run_dunning_now,
+        lambda settings: settings.dunning_interval_seconds,
+    ),
 ]
 
 # Each job's entry point and its async core, for in-process runs of `enqueue`.

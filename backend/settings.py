@@ -80,6 +80,9 @@ class Settings:
     idempotency_lock_seconds: int = _env("KRAVLAB_IDEMPOTENCY_LOCK_SECONDS", 300)
     # KRAVLAB_PURGE_INTERVAL_SECONDS: how often expired Idempotency-Key records are deleted.
     purge_interval_seconds: float = _env("KRAVLAB_PURGE_INTERVAL_SECONDS", 3600.0)
+    # KRAVLAB_DUNNING_INTERVAL_SECONDS: how often today's dunning run is made (idempotent per
+    # date: more often than daily means no day is missed and new overdue invoices get steps).
+    dunning_interval_seconds: float = _env("KRAVLAB_DUNNING_INTERVAL_SECONDS", 3600.0)
     # KRAVLAB_DB_POOL_SIZE: PostgreSQL connections per API process at most.
     db_pool_size: int = _env("KRAVLAB_DB_POOL_SIZE", 10)
     # KRAVLAB_DB_APPLICATION_NAME: how this service's connections show in pg_stat_activity.
@@ -150,6 +153,9 @@ class Settings:
             ),
             purge_interval_seconds=_seconds(
                 "KRAVLAB_PURGE_INTERVAL_SECONDS", cls.purge_interval_seconds
+            ),
+            dunning_interval_seconds=_seconds(
+                "KRAVLAB_DUNNING_INTERVAL_SECONDS", cls.dunning_interval_seconds
             ),
             db_pool_size=_int("KRAVLAB_DB_POOL_SIZE", cls.db_pool_size),
             db_application_name=os.environ.get(

@@ -99,7 +99,7 @@ class RunInFuture(ClientException):
     status_code = 422
 
 
-def _channels(settings: Settings) -> dict[str, dunning.Channel]:
+def channels_for(settings: Settings) -> dict[str, dunning.Channel]:
     return {
         "email": EmailChannel.from_settings(settings),
         "sms": SmsChannel.from_settings(settings),
@@ -143,7 +143,7 @@ class DunningController(Controller):
         on = (data.date if data else None) or today()
         if on > today():
             raise RunInFuture("a run cannot be dated in the future: preview it instead")
-        result = await dunning.run(tenant, on, _channels(settings))
+        result = await dunning.run(tenant, on, channels_for(settings))
         return RunOut(**dataclasses.asdict(result))
 
     @get(

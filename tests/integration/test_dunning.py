@@ -264,3 +264,39 @@ async def test_bad_input_to_the_engine(engine_server, admin):
                 headers=session,
             )
             assert r.status_code == 404, name
+
+
+async def test_the_daily_run_happens_by_itself(migrated, admin, mail):
+    """The in-process scheduler makes today's run for every active tenant (idempotent per
+    date, so running it every second here takes each step once)."""
+    _, port = mail
+    live = LiveServer(
+        KRAVLAB_SMTP_HOST="127.0.0.1",
+        KRAVLAB_SMTP_PORT=str(port),
+        KRAVLAB_DUNNING_INTERVAL_SECONDS="1",
+    ).start()
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=120) as http:
+            today = date.today()
+            rows = [
+                invoice(
+                    "AUTO",
+                    debtor="D-A",
+                    issue=today - timedelta(days=40),
+                    due_in=30,
+                    fee_agreed=True,
+                )
+            ]
+            tenant, session, ids = await _setup(http, admin, rows=rows)
+            path = tenant.path(f"/invoices/{ids['AUTO']}/contacts")
+            for _ in range(120):
+                contacts = (await http.get(path, headers=session)).json()
+                if any(c["status"] == "sent" for c in contacts):
+                    break
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(3)  # a few more runs of the same date
+            contacts = (await http.get(path, headers=session)).json()
+            assert [(c["ordinal"], c["status"]) for c in contacts] == [(0, "skipped"), (1, "sent")]
+            assert {c["run_date"] for c in contacts} == {today.isoformat()}
+    finally:
+        live.stop()

@@ -114,6 +114,7 @@ SAMPLES = {
     "KRAVLAB_IDEMPOTENCY_TTL_HOURS": ("25", 25),
     "KRAVLAB_IDEMPOTENCY_LOCK_SECONDS": ("9", 9),
     "KRAVLAB_PURGE_INTERVAL_SECONDS": ("0.25", 0.25),
+    "KRAVLAB_DUNNING_INTERVAL_SECONDS": ("90", 90.0),
     "KRAVLAB_DB_POOL_SIZE": ("4", 4),
     "KRAVLAB_DB_APPLICATION_NAME": ("kravlab-eu-1", "kravlab-eu-1"),
     "KRAVLAB_WORKERS": ("5", 5),
@@ -149,6 +150,8 @@ def test_from_env_reads_every_variable_a_field_names(monkeypatch, tmp_path):
         ("KRAVLAB_PURGE_INTERVAL_SECONDS", "-1"),
         ("KRAVLAB_PURGE_INTERVAL_SECONDS", "nan"),
         ("KRAVLAB_PURGE_INTERVAL_SECONDS", "hourly"),
+        ("KRAVLAB_DUNNING_INTERVAL_SECONDS", "0"),
+        ("KRAVLAB_DUNNING_INTERVAL_SECONDS", "daily"),
         ("KRAVLAB_DB_POOL_SIZE", "0"),
     ],
 )
