@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, PathParameter
 from msgspec import Meta, Struct
 
 from backend import policies
@@ -77,7 +77,7 @@ class PolicySummary(Struct):
     live_version: int | None
 
 
-Number = Annotated[int, Meta(ge=1, le=2_147_483_647)]
+Number = Annotated[int, PathParameter(ge=1, le=2_147_483_647)]
 
 
 class PolicyController(Controller):
@@ -133,7 +133,7 @@ class PolicyController(Controller):
         self,
         tenant: NamedDependency[TenantScope],
         policy_id: FromPath[UUID],
-        number: FromPath[Number],
+        number: Number,
         data: JSONBody[ActivateIn | None] = None,
     ) -> VersionOut:
         reason = data.override_reason if data else None
@@ -151,6 +151,6 @@ class PolicyController(Controller):
         self,
         tenant: NamedDependency[TenantScope],
         policy_id: FromPath[UUID],
-        number: FromPath[Number],
+        number: Number,
     ) -> VersionOut:
         return msgspec.convert(await policies.retire(tenant, policy_id, number), VersionOut)
