@@ -18,6 +18,11 @@ channel is called, and the step id goes to the provider (the email's X-Kravlab-R
 SMS gateway's reference) so a provider can drop the duplicate of an attempt that crashed
 between its acceptance and our record of it, the one window no local write can close.
 
+**Interest.** Each run also brings the late interest of every overdue invoice under a live
+policy up to the run's date (`statement`: its payments split fees, interest, principal), kept
+on the invoice; where a half-year's reference rate is missing it is stored as unknown (null)
+and the agency's alert names the half-year, never a silent zero.
+
 **Delivery.** A retryable failure (server down, timeout) is tried again with exponential
 backoff; a permanent one (no address, refused) marks the step `failed`: it does not count
 as sent and its fee is given back. Letters are rendered to PDF and stored with the step;
@@ -47,7 +52,8 @@ from backend.channels.message import (
 from backend.channels.message import Debtor as MessageDebtor
 from backend.fees import Charged, FeeDecision, FeeState, fee_for_step
 from backend.interest import InterestTerms, ReferenceRates, late_interest
-from backend.tables import DunningRun, DunningStep, Invoice, Letter, TenantProfile
+from backend.statement import statement
+from backend.tables import DunningRun, DunningStep, Invoice, Letter, Payment, TenantProfile
 from simulator.policy import Policy
 from simulator.rules import SWEDEN
 from tenants.scope import TenantScope
@@ -231,6 +237,62 @@ async def plan(scope: TenantScope, on: date) -> Plan:
     return result
 
 
+async def accrue_interest(scope: TenantScope, on: date) -> int:
+    """Store each overdue invoice's outstanding late interest as of `on`; returns how many.
+
+    Only invoices under a live policy: the policy says whether interest is statutory, by
+    contract or not charged. Must run inside the run's write transaction.
+    """
+    live = await policies.live_set(scope)
+    if not live:
+        return 0
+    rows = await scope.select(
+        Invoice,
+        Invoice.id,
+        Invoice.due_date,
+        Invoice.amount,
+        Invoice.debtor.type.as_alias("debtor_type"),
+    ).where(Invoice.settled_date.is_null() & (Invoice.due_date < on))
+    if not rows:
+        return 0
+    ids = [r["id"] for r in rows]
+    payments: dict[str, list[tuple[date, int]]] = defaultdict(list)
+    for p in await scope.fetch_where_in(
+        Payment, ("invoice", "paid_date", "amount"), "invoice", ids
+    ):
+        payments[str(p["invoice"])].append((_day(p["paid_date"]), p["amount"]))
+    fees: dict[str, list[tuple[date, int]]] = defaultdict(list)
+    for f in await scope.fetch_where_in(
+        DunningStep, ("invoice", "run_date", "fee", "status"), "invoice", ids
+    ):
+        if f["fee"] and f["status"] != "failed":
+            fees[str(f["invoice"])].append((_day(f["run_date"]), f["fee"]))
+    rates = await reference_rates.load()
+    updates = []
+    for row in rows:
+        chosen = _policy_for(live, row["debtor_type"], row["amount"])
+        if chosen is None:
+            continue
+        key = str(row["id"])
+        account = statement(
+            row["amount"],
+            row["due_date"],
+            on,
+            InterestTerms.of(chosen[2]),
+            rates,
+            fees=sorted(fees[key]),
+            payments=sorted(payments[key]),
+        )
+        interest = account.owed.interest if account.interest_known else None
+        updates.append((interest, on, row["id"]))
+    await scope.update_many(Invoice, "id", ("interest_accrued", "interest_as_of"), updates)
+    return len(updates)
+
+
+def _day(value: date | str) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class RunResult:
     run_date: date
@@ -292,6 +354,7 @@ async def record(scope: TenantScope, on: date) -> tuple[Plan, bool]:
                     "finished_at": now,
                 },
             )
+        await accrue_interest(scope, on)
         if planned.contacts:
             await scope.audit(
                 "dunning.run",

@@ -63,6 +63,10 @@ class Invoice(Table, tablename="invoices"):
     # Fees the dunning engine charged (reminder, collection, B2B compensation), kept in step
     # with its recorded steps so lists show them without a join.
     fees_charged = BigInt(default=0)
+    # Late interest outstanding as of `interest_as_of` (each dunning run brings it up to
+    # date); null when a half-year's reference rate is missing: unknown, never shown as 0.
+    interest_accrued = BigInt(null=True, default=0)
+    interest_as_of = Date(null=True, default=None)
     content_hash = Varchar(length=32)
     created_at = Timestamptz()
     updated_at = Timestamptz()

@@ -37,8 +37,20 @@ class Invoice(Struct):
     paid_amount: MinorUnits
     outstanding: MinorUnits
     overpaid: MinorUnits
-    fees: MinorUnits
-    interest_accrued: MinorUnits
+    fees: Annotated[int, Meta(ge=0, description="fees the dunning engine charged")]
+    interest_accrued: (
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                description="late interest outstanding as of interest_as_of (brought up to "
+                "date by each dunning run); null: unknown, the reference rate of a half-year "
+                "is missing",
+            ),
+        ]
+        | None
+    )
+    interest_as_of: date | None
     status: Status
     days_past_due: Annotated[int, Meta(ge=0)]
     settled_date: date | None

@@ -300,3 +300,43 @@ async def test_the_daily_run_happens_by_itself(migrated, admin, mail):
             assert {c["run_date"] for c in contacts} == {today.isoformat()}
     finally:
         live.stop()
+
+
+async def test_each_run_brings_late_interest_up_to_date(engine_server, admin):
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        today = date.today()
+        tenant = await onboard(http, admin)
+        session = await login(http, tenant.admin_email, tenant.admin_password)
+        await http.put(tenant.path("/profile"), json=PROFILE, headers=session)
+        for segment, interest in (
+            ({"debtor_type": "b2c"}, {"mode": "contract", "annual_rate_bp": 1000}),
+            ({"debtor_type": "b2b"}, {"mode": "statutory"}),
+        ):
+            doc = {**POLICY, "name": str(interest), "segment": segment, "interest": interest}
+            made = await http.post(tenant.path("/policies"), json={"policy": doc}, headers=session)
+            await http.post(
+                tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+            )
+        rows = [
+            invoice("CONTRACT", debtor="D-C", issue=today - timedelta(days=55), due_in=30),
+            invoice(
+                "STATUTORY",
+                debtor="D-S",
+                issue=today - timedelta(days=55),
+                due_in=30,
+                debtor_type="b2b",
+            ),
+        ]
+        await http.post(tenant.path("/invoices/batch"), json={"invoices": rows}, headers=tenant.key)
+        await http.post(tenant.path("/dunning/run"), json={}, headers=session)
+        listed = (await http.get(tenant.path("/invoices?limit=10"), headers=session)).json()
+        by_id = {i["external_id"]: i for i in listed["items"]}
+        # 1 000 kr at 10 % a year for the 25 days since due: 6.849 kr, rounded once, half up
+        assert by_id["CONTRACT"]["interest_accrued"] == 685
+        assert by_id["CONTRACT"]["interest_as_of"] == today.isoformat()
+        rates = (await http.get("/api/v1/reference-rates", headers=session)).json()
+        statutory = by_id["STATUTORY"]["interest_accrued"]
+        if rates["current_missing"]:
+            assert statutory is None  # unknown, never a silent zero
+        else:
+            assert statutory > 0
