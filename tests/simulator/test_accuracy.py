@@ -127,38 +127,19 @@ def test_forecast_json_has_the_shape_of_formats_3(retail):
 
 
 def test_the_actual_replay_reproduces_the_observed_curve(retail):
-    """Recorded contacts replayed on the forecast cohort, against what was observed on the same
-    invoices (those observed through each day)."""
-    from simulator.fit import recorded_contacts, static_codes
+    """The history's own routine replayed (g-computation, as `actual` is forecast) on a
+    year of invoices observed through 90 days, against what was observed on them."""
+    from simulator.forecast import ACTUAL, Cohort
     from simulator.history import NOT_SETTLED
-    from simulator.replay import Rows, first_day, run_observed
 
     h, model = retail.world.history, retail.fit
-    idx = default_cohort(h).invoices
+    due_to = h.as_of - 90
+    idx = np.flatnonzero((h.due <= due_to) & (h.due > due_to - 365))
+    cohort = Cohort(idx, due_to - 364, due_to)
+    result = forecast(h, model, {"actual": ACTUAL}, cohort, Options(horizon=90, draws=4))
     due = h.due[idx].astype(np.int64)
-    observed_until = h.as_of - due
     settled = np.where(h.settled[idx] == NOT_SETTLED, 10**9, h.settled[idx].astype(np.int64) - due)
-    paid = settled <= observed_until
-    weights = model.weights_without_own(h.debtor[idx], idx)
-    rows = Rows(
-        static_codes(h)[idx],
-        first_day(h.issue[idx], h.due[idx]),
-        weights * h.amount[idx][:, None],
-        weights,
-        recorded_contacts(h, idx),
-    )
-    replay = run_observed(
-        model.params[None],
-        model.layout,
-        rows,
-        180,
-        np.where(paid, settled, observed_until),
-        ~paid,
-        observed_until=observed_until,
-    )
-    assert replay.observed_share is not None
     for d in DAYS:
-        seen = observed_until >= d
-        observed = h.amount[idx][seen & (settled <= d)].sum() / h.amount[idx][seen].sum()
-        predicted = replay.observed_share[0, np.searchsorted(replay.days, d)]
+        observed = h.amount[idx][settled <= d].sum() / h.amount[idx].sum()
+        predicted = result["results"]["actual"]["recovery"][str(d)]
         assert abs(predicted - observed) < 0.005, (d, predicted, observed)
