@@ -15,7 +15,7 @@ from backend.settings import Settings, SettingsError, get_settings
 # SIGTERM: uvicorn lets in-flight requests finish for this long, then the app's shutdown
 # closes its jobs and connections with bounds of their own (backend.app), so `kravlab serve`
 # exits within 10 seconds.
-GRACEFUL_SHUTDOWN_SECONDS = 6
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 # Markup off: emails, settings values and error details may hold square brackets.
 console = Console(markup=False, highlight=False)
