@@ -2,12 +2,19 @@
 
 Litestar's own body decoding stops at the first bad field. Routes that declare their body
 struct (`opt={"body": Struct}`) are checked first by `check_body`, a before-request hook
-that answers 422 with every bad field (400 for malformed JSON) before Litestar decodes.
+that answers 422 with every bad field, schema and business rules together (400 for a body
+that is not JSON: bad syntax, not UTF-8, nested too deeply), before Litestar decodes. It
+also refuses control characters in any query parameter, whatever its declared type.
+
+An answer lists at most `MAX_LISTED_ERRORS` errors, in row order; when there are more,
+the last entry (path `$`) says how many were left out. A 10 000-row batch with every row
+wrong is still a short answer, and the first rows' errors are the ones to fix first.
 A 500 is logged with its traceback and says nothing about internals.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -16,16 +23,41 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.utils.scope.state import ScopeState
 
-from backend.validation import FieldError, InvalidInput, decode_all_errors
+from backend.validation import (
+    FieldError,
+    InvalidBody,
+    InvalidInput,
+    MalformedBody,
+    decode_body,
+)
 from tenants.pagination import BadCursor
+from tenants.scope import TenantScope
 
 log = structlog.get_logger("kravlab")
+
+MAX_LISTED_ERRORS = 100
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ROW = re.compile(r"^([^\[.]*)\[(\d+)\]")
+
+
+def _row_order(error: FieldError) -> tuple[int, str, int]:
+    """Errors of the body as a whole first, then row by row (`invoices[2]` before `[10]`)."""
+    found = _ROW.match(error.path)
+    return (1, found.group(1), int(found.group(2))) if found else (0, "", 0)
 
 
 def _body(status: int, message: str, errors: list[FieldError] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"status": status, "message": message}
     if errors is not None:
-        body["errors"] = [{"path": e.path, "message": e.message} for e in errors]
+        listed = sorted(errors, key=_row_order)
+        if len(listed) > MAX_LISTED_ERRORS:
+            rest = len(listed) - MAX_LISTED_ERRORS
+            listed = [
+                *listed[:MAX_LISTED_ERRORS],
+                FieldError("$", f"{rest} more errors not listed ({len(errors)} in all)"),
+            ]
+        body["errors"] = [{"path": e.path, "message": e.message} for e in listed]
     return body
 
 
@@ -40,24 +72,48 @@ def invalid_input(_: Request[Any, Any, Any], exc: InvalidInput) -> Response[Any]
 
 
 async def check_body(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    bad_query = [
+        FieldError(name, "must not contain control characters")
+        for name, value in request.query_params.multi_items()
+        if _CONTROL.search(name) or _CONTROL.search(value)
+    ]
+    if bad_query:
+        return _response(422, _body(422, "invalid query", bad_query))
     struct = request.route_handler.opt.get("body")
-    if struct is None or request.method != "POST":
+    if struct is None or request.method not in BODY_METHODS:
         return None
     raw = await request.body()
     if not raw.strip() and not _body_required(struct):
         return None
     try:
-        decoded = msgspec.json.decode(raw, type=struct)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        errors = decode_all_errors(raw, struct)
-        if len(errors) == 1 and errors[0].message.startswith("malformed JSON"):
-            return _response(400, _body(400, errors[0].message))
-        return _response(422, _body(422, "invalid input", errors))
+        decoded = decode_body(raw, struct)
+    except MalformedBody as exc:
+        return _response(400, _body(400, str(exc)))
+    except InvalidBody as exc:
+        errors = exc.errors + await _rule_errors(request, struct, exc.partial)
+        return _response(422, _body(422, exc.detail, errors))
     # Litestar would decode the body again (to builtins, then convert, and leniently: "100"
     # would pass as 100). Handing it the strictly decoded struct as the request's parsed JSON
     # makes its own conversion a pass-through: one strict decode per request.
     ScopeState.from_scope(request.scope).json = decoded
     return None
+
+
+async def _rule_errors(
+    request: Request[Any, Any, Any], struct: type[msgspec.Struct], partial: dict[str, Any]
+) -> list[FieldError]:
+    """The body's business rules over the fields that passed the schema.
+
+    Only for a tenant's routes: the guard has already refused a tenant the caller cannot
+    reach, so rules that read the tenant (its currency) reveal nothing of another's.
+    """
+    rules = getattr(struct, "rules", None)
+    tenant_id = request.path_params.get("tenant_id")
+    if rules is None or tenant_id is None:
+        return []
+    scope = await TenantScope.open(tenant_id, request.user)
+    found: list[FieldError] = rules(partial, scope)
+    return found
 
 
 def _body_required(struct: type[msgspec.Struct]) -> bool:

@@ -2,6 +2,10 @@
 
 An invoice is settled on the day its payments, taken in date order, first reach its amount
 (formats §1); payments beyond that are an overpayment, kept and shown, never dropped.
+
+What an invoice's payments add up to is bounded by `MAX_PAID`, checked before it is
+written: amounts are bounded one by one (`ingest.MAX_AMOUNT`), but their count is not, and
+a sum past a signed 64-bit integer would fail in the database after the work was done.
 """
 
 from __future__ import annotations
@@ -11,8 +15,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from uuid import UUID
 
+from litestar.exceptions import ClientException
+
 from backend.tables import Invoice, Payment
 from tenants.scope import TenantScope
+
+# A thousand of the largest invoices (`ingest.MAX_AMOUNT`), 9 times below 2^63.
+MAX_PAID = 10**18
+
+
+class PaidTotalTooLarge(ClientException):
+    """Payments of these invoices would add up past `MAX_PAID`; nothing is written."""
+
+    status_code = 422
+
+    def __init__(self, invoice_ids: list[UUID]) -> None:
+        super().__init__(
+            detail=f"the payments of {len(invoice_ids)} invoice(s) would add up to more "
+            f"than {MAX_PAID} minor units"
+        )
+        self.invoice_ids = invoice_ids
 
 
 @dataclass
@@ -35,11 +57,13 @@ async def find_invoices(
     scope: TenantScope, external_ids: list[str], references: list[str]
 ) -> InvoiceTargets:
     targets = InvoiceTargets()
-    for row in await scope.fetch_where_in(Invoice, ("id", "external_id"), "external_id", sorted(set(external_ids))
+    for row in await scope.fetch_where_in(
+        Invoice, ("id", "external_id"), "external_id", sorted(set(external_ids))
     ):
         targets.by_external_id[row["external_id"]] = _uuid(row["id"])
     seen: dict[str, list[UUID]] = defaultdict(list)
-    for row in await scope.fetch_where_in(Invoice, ("id", "reference"), "reference", sorted(set(references))
+    for row in await scope.fetch_where_in(
+        Invoice, ("id", "reference"), "reference", sorted(set(references))
     ):
         seen[row["reference"]].append(_uuid(row["id"]))
     targets.by_reference = {ref: ids[0] for ref, ids in seen.items() if len(ids) == 1}
@@ -86,7 +110,8 @@ async def resettle(scope: TenantScope, invoice_ids: list[UUID]) -> None:
         for r in await scope.fetch_where_in(Invoice, ("id", "amount"), "id", ids)
     }
     payments: dict[UUID, list[tuple[date, int]]] = defaultdict(list)
-    for r in await scope.fetch_where_in(Payment, ("invoice", "amount", "paid_date"), "invoice", ids
+    for r in await scope.fetch_where_in(
+        Payment, ("invoice", "amount", "paid_date"), "invoice", ids
     ):
         payments[_uuid(r["invoice"])].append((_date(r["paid_date"]), r["amount"]))
     rows = []
@@ -97,7 +122,18 @@ async def resettle(scope: TenantScope, invoice_ids: list[UUID]) -> None:
             if settled is None and paid >= amount:
                 settled = paid_date
         rows.append((paid, settled, invoice_id))
+    too_large = [invoice_id for paid, _, invoice_id in rows if paid > MAX_PAID]
+    if too_large:
+        raise PaidTotalTooLarge(too_large)
     await scope.update_many(Invoice, "id", ("paid_amount", "settled_date"), rows)
+
+
+async def paid_so_far(scope: TenantScope, invoice_ids: list[UUID]) -> dict[UUID, int]:
+    """The stored paid amount of each of these invoices."""
+    rows = await scope.fetch_where_in(
+        Invoice, ("id", "paid_amount"), "id", sorted(set(invoice_ids))
+    )
+    return {_uuid(r["id"]): r["paid_amount"] for r in rows}
 
 
 def _uuid(value: UUID | str) -> UUID:

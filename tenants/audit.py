@@ -9,7 +9,7 @@ from uuid import UUID
 
 from piccolo.query import Select
 
-from tenants.pagination import decode_cursor_as, keyset_page
+from tenants.pagination import decode_cursor_as, keyset_page, utc_moment
 from tenants.tables import AuditEntry
 
 
@@ -43,7 +43,7 @@ def agency_entries() -> Select:
 async def page(query: Select, limit: int, cursor: str | None) -> dict[str, Any]:
     """Newest first, keyset-paginated on (at, id)."""
     if cursor is not None:
-        at, after = decode_cursor_as(cursor, datetime.fromisoformat, UUID)
+        at, after = decode_cursor_as(cursor, utc_moment, UUID)
         query = query.where(
             (AuditEntry.at < at) | ((AuditEntry.at == at) & (AuditEntry.id < after))
         )

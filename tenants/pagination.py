@@ -1,11 +1,20 @@
-"""Opaque keyset cursors: `?cursor=` is the sort key of the last row, base64-encoded."""
+"""Opaque keyset cursors: `?cursor=` is the sort key of the last row, base64-encoded.
+
+A cursor comes back from the client, so it is input like any other: each part must parse
+into a value the database can compare (no control characters, which PostgreSQL text cannot
+hold; no moment that leaves the calendar when turned to UTC), or the cursor is refused.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class BadCursor(ValueError):
@@ -21,9 +30,19 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
         parts = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise BadCursor("malformed cursor") from exc
-    if len(parts) != count:
+    if len(parts) != count or any(_CONTROL.search(part) for part in parts):
         raise BadCursor("malformed cursor")
     return parts
+
+
+def utc_moment(text: str) -> datetime:
+    """A timestamp part as an aware UTC datetime (one without an offset is taken as UTC).
+
+    UTC is how both engines store and compare timestamps; a moment that is not one in UTC
+    (9999-12-31 at -14:00) raises OverflowError here rather than in the driver.
+    """
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def decode_cursor_as(cursor: str, *parsers: Callable[[str], Any]) -> list[Any]:
@@ -31,7 +50,7 @@ def decode_cursor_as(cursor: str, *parsers: Callable[[str], Any]) -> list[Any]:
     parts = decode_cursor(cursor, len(parsers))
     try:
         return [parse(part) for parse, part in zip(parsers, parts, strict=True)]
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise BadCursor("malformed cursor") from exc
 
 

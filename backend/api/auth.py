@@ -13,6 +13,7 @@ from msgspec import Meta, Struct
 
 from backend.api.tenant_schemas import Me
 from backend.settings import Settings
+from backend.validation import SINGLE_LINE
 from tenants.access import Principal
 from tenants.auth import issue_session_token, login
 from tenants.throttle import Throttle
@@ -22,7 +23,7 @@ LOGIN_ADDRESS_FACTOR = 5
 
 
 class LoginIn(Struct, forbid_unknown_fields=True):
-    email: Annotated[str, Meta(min_length=3, max_length=254)]
+    email: Annotated[str, Meta(min_length=3, max_length=254, pattern=SINGLE_LINE)]
     password: Annotated[str, Meta(min_length=1, max_length=1024)]
 
 

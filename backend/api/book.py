@@ -16,7 +16,7 @@ from backend import book, ingest
 from backend.api.book_schemas import Invoice, InvoiceDetail, Payment, Status
 from backend.api.deps import Cursor, Limit
 from backend.api.page import Page
-from backend.validation import MULTI_LINE
+from backend.validation import MULTI_LINE, SINGLE_LINE
 from tenants.scope import TenantScope
 
 Reason = Annotated[str, Meta(min_length=1, max_length=1000, pattern=MULTI_LINE)]
@@ -62,9 +62,14 @@ class InvoiceController(Controller):
         cursor: Cursor = None,
         status: FromQuery[Status | None] = None,
         debtor: Annotated[
-            str | None, QueryParameter(max_length=128, description="debtor external_id or id")
+            str | None,
+            QueryParameter(
+                max_length=128, pattern=SINGLE_LINE, description="debtor external_id or id"
+            ),
         ] = None,
-        external_id: Annotated[str | None, QueryParameter(max_length=128)] = None,
+        external_id: Annotated[
+            str | None, QueryParameter(max_length=128, pattern=SINGLE_LINE)
+        ] = None,
         due_from: FromQuery[date | None] = None,
         due_to: FromQuery[date | None] = None,
     ) -> Page[Invoice]:

@@ -297,3 +297,95 @@ async def test_bad_payments_write_nothing(client, tenant, mutate, path):
     r = await pay(client, tenant, rows)
     assert r.status_code == 422 and path in _errors(r), r.text
     assert await book_counts(tenant.id) == (0, 0, 0)
+
+
+async def test_an_over_limit_batch_is_refused_before_its_rows_are_looked_at(client, tenant):
+    """60 000 rows, every one wrong: one error about the count, not 60 000 about the rows."""
+    row = invoice("X", amount=-1)
+    body = json.dumps({"invoices": [row] * 60_000}, separators=(",", ":")).encode()
+    r = await client.post(
+        tenant.path("/invoices/batch"),
+        content=body,
+        headers={**tenant.key, "content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text[:300]
+    assert [e["path"] for e in r.json()["errors"]] == ["invoices"]
+    assert "10000" in r.json()["errors"][0]["message"]
+    assert len(r.content) < 1_000
+    assert await book_counts(tenant.id) == (0, 0, 0)
+
+
+async def test_the_error_list_is_capped_with_a_count_of_the_rest(client, tenant):
+    rows = [invoice(f"C-{i}", amount=-1, currency="sek") for i in range(10_000)]
+    r = await push(client, tenant, rows)
+    assert r.status_code == 422
+    errors = r.json()["errors"]
+    assert len(errors) == 101
+    # row order: the first fifty rows' two errors each, then how many were left out
+    assert [e["path"] for e in errors[:4]] == [
+        "invoices[0].amount",
+        "invoices[0].currency",
+        "invoices[1].amount",
+        "invoices[1].currency",
+    ]
+    assert errors[99]["path"] == "invoices[49].currency"
+    assert errors[100]["path"] == "$" and "19900 more errors" in errors[100]["message"]
+    assert await book_counts(tenant.id) == (0, 0, 0)
+
+
+async def test_schema_and_rule_errors_come_in_one_answer(client, tenant):
+    rows = [invoice(f"S-{i}") for i in range(6)]
+    rows[0]["amount"] = -5  # schema
+    rows[1]["currency"] = "NOK"  # rule: not the tenant's currency
+    rows[2] = invoice("S-2", due_in=-3)  # rule: due before issue
+    rows[3]["external_id"] = "S-0"  # rule: a duplicate of row 0
+    rows[4]["amount"] = "100"  # schema, and in the same row a rule
+    rows[4]["due_date"] = "1969-12-31"
+    rows[4]["issue_date"] = "1969-12-01"
+    rows[5]["debtor"]["type"] = "b2x"  # schema, in a nested struct
+    r = await push(client, tenant, rows)
+    assert r.status_code == 422
+    assert list(_errors(r)) == [
+        "invoices[0].amount",
+        "invoices[1].currency",
+        "invoices[2].due_date",
+        "invoices[3].external_id",
+        "invoices[4].amount",
+        "invoices[4].issue_date",
+        "invoices[4].due_date",
+        "invoices[5].debtor.type",
+    ]
+    assert "tenant's currency SEK" in _errors(r)["invoices[1].currency"]
+    assert "before issue_date" in _errors(r)["invoices[2].due_date"]
+    assert await book_counts(tenant.id) == (0, 0, 0)
+
+
+async def test_payment_schema_and_rule_errors_come_in_one_answer(client, tenant):
+    rows = [payment(f"Q-{i}", 100) for i in range(4)]
+    rows[0]["amount"] = 0  # schema
+    rows[1]["currency"] = "EUR"  # rule
+    rows[2]["external_id"] = "Q-1"  # rule: duplicate
+    rows[3]["paid_date"] = "1900-01-01"  # rule: out of range
+    r = await pay(client, tenant, rows)
+    assert r.status_code == 422
+    assert list(_errors(r)) == [
+        "payments[0].amount",
+        "payments[1].currency",
+        "payments[2].external_id",
+        "payments[3].paid_date",
+    ]
+    assert await book_counts(tenant.id) == (0, 0, 0)
+
+
+async def test_an_invalid_batch_to_another_tenant_is_a_404_that_names_nothing(
+    client, tenant, admin
+):
+    from tests.support.world import onboard
+
+    other = await onboard(client, admin, currency="NOK")
+    rows = [invoice("X", amount=-1), invoice("Y")]
+    r = await client.post(
+        other.path("/invoices/batch"), json={"invoices": rows}, headers=tenant.key
+    )
+    assert r.status_code == 404 and "NOK" not in r.text
+    assert await book_counts(other.id) == (0, 0, 0)
