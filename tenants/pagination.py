@@ -41,17 +41,25 @@ def utc_moment(text: str) -> datetime:
     UTC is how both engines store and compare timestamps; a moment that is not one in UTC
     (9999-12-31 at -14:00) raises OverflowError here rather than in the driver.
     """
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return _in_utc(datetime.fromisoformat(text))
 
 
 def decode_cursor_as(cursor: str, *parsers: Callable[[str], Any]) -> list[Any]:
-    """The cursor's parts, each parsed by its parser (`date.fromisoformat`, `UUID`, …)."""
+    """The cursor's parts, each parsed by its parser (`date.fromisoformat`, `UUID`, …).
+
+    A part that parses to a datetime is handed back in UTC whatever parser made it, so a
+    moment outside the calendar in UTC is refused here for every list, not in a driver.
+    """
     parts = decode_cursor(cursor, len(parsers))
     try:
-        return [parse(part) for parse, part in zip(parsers, parts, strict=True)]
+        values = [parse(part) for parse, part in zip(parsers, parts, strict=True)]
+        return [_in_utc(v) if isinstance(v, datetime) else v for v in values]
     except (ValueError, OverflowError) as exc:
         raise BadCursor("malformed cursor") from exc
+
+
+def _in_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 async def keyset_page(
