@@ -23,6 +23,7 @@ from backend.api.auth import AuthController
 from backend.api.book import InvoiceController
 from backend.api.deps import provide_principal, provide_scope
 from backend.api.dunning import DunningController
+from backend.api.events import EventController
 from backend.api.ops import Health
 from backend.api.policies import PolicyController
 from backend.api.reference_rates import ReferenceRateController
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReferenceRateController,
             PolicyController,
             DunningController,
+            EventController,
             static_files(),
         ],
         dependencies={

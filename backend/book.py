@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 from litestar.exceptions import ClientException
 
-from backend import settlement
+from backend import events, settlement
 from backend.tables import Invoice, InvoiceEvent, Payment
 from backend.validation import FieldError, InvalidInput
 from tenants.pagination import decode_cursor_as, keyset_page
@@ -254,6 +254,7 @@ async def change_state(
             reason=reason,
             until=until,
         )
+        await events.invoice_changed(scope, kind, invoice_id, reason, until)
     return await get_invoice(scope, invoice_id)
 
 

@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
-from backend import policies, reference_rates
+from backend import events, policies, reference_rates
 from backend.channels import SendResult, permanent
 from backend.channels.letters import render_letter
 from backend.channels.message import (
@@ -332,6 +332,7 @@ async def record(scope: TenantScope, on: date) -> tuple[Plan, bool]:
             for s in planned.steps
         ]
         await scope.upsert(DunningStep, STEP_COLUMNS, rows, ("invoice", "ordinal"), ())
+        await events.record_steps(scope, STEP_COLUMNS, rows)
         await scope.update_many(
             Invoice,
             "id",
@@ -613,6 +614,7 @@ async def _settle(scope: TenantScope, step: dict[str, Any], result: SendResult) 
                     DunningStep.last_error: None,
                 },
             ).where(where)
+            await events.step_settled(scope, step, "sent")
             return "sent"
         if result.status == "retryable" and attempts < MAX_ATTEMPTS:
             await scope.update(
@@ -639,4 +641,5 @@ async def _settle(scope: TenantScope, step: dict[str, Any], result: SendResult) 
             step=str(step["id"]),
             reason=(result.reason or "")[:200],
         )
+        await events.step_settled(scope, step, "failed", result.reason)
         return "failed"

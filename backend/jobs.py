@@ -68,3 +68,35 @@ async def run_dunning_now(settings: Settings) -> int:
 def run_dunning() -> int:
     """RQ's entry point of `run_dunning_now`."""
     return asyncio.run(run_dunning_now(get_settings()))
+
+
+async def deliver_webhooks_now(settings: Settings) -> int:
+    """One delivery pass over every active tenant's due webhook deliveries; returns how many
+    were delivered. Attempts are claimed, so two workers never send one attempt twice."""
+    from uuid import UUID
+
+    from backend import webhooks
+    from tenants.access import ROLE_GRANTS, Principal
+    from tenants.scope import TenantScope
+    from tenants.tables import Tenant
+
+    system = Principal(
+        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+    )
+    delivered = 0
+    for row in await Tenant.select(Tenant.id).where(Tenant.status == "active"):
+        try:
+            scope = await TenantScope.open(row["id"], system)
+            counts = await webhooks.deliver(scope, request_timeout=settings.channel_timeout_seconds)
+        except Exception:
+            log.exception("webhook delivery failed", tenant=str(row["id"]))
+            continue
+        delivered += counts.get("delivered", 0)
+    if delivered:
+        log.info("webhooks delivered", delivered=delivered)
+    return delivered
+
+
+def deliver_webhooks() -> int:
+    """RQ's entry point of `deliver_webhooks_now`."""
+    return asyncio.run(deliver_webhooks_now(get_settings()))

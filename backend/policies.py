@@ -26,6 +26,7 @@ from uuid import UUID, uuid4
 
 from litestar.exceptions import ClientException, NotFoundException
 
+from backend import events
 from backend.tables import Policy as PolicyRow
 from backend.tables import PolicyVersion
 from backend.validation import FieldError, InvalidInput
@@ -253,6 +254,7 @@ async def activate(
             override_reason=override_reason,
             overridden=overridden,
         )
+        await events.record(scope, "policy_activated", None, policy_id=policy_id, number=number)
     return await version(scope, policy_id, number)
 
 

@@ -53,6 +53,11 @@ PERIODIC: list[Periodic] = [
         jobs.run_dunning_now,
         lambda settings: settings.dunning_interval_seconds,
     ),
+    Periodic(
+        jobs.deliver_webhooks,
+        jobs.deliver_webhooks_now,
+        lambda settings: settings.webhook_interval_seconds,
+    ),
 ]
 
 # Each job's entry point and its async core, for in-process runs of `enqueue`.

@@ -107,6 +107,9 @@ class Settings:
     # KRAVLAB_CHANNEL_TIMEOUT_SECONDS: one SMTP or SMS gateway exchange at most; beyond it the
     # contact is a retryable failure.
     channel_timeout_seconds: float = _env("KRAVLAB_CHANNEL_TIMEOUT_SECONDS", 10.0)
+    # KRAVLAB_WEBHOOK_INTERVAL_SECONDS: how often due webhook deliveries are attempted (each
+    # attempt's request is bounded by KRAVLAB_CHANNEL_TIMEOUT_SECONDS).
+    webhook_interval_seconds: float = _env("KRAVLAB_WEBHOOK_INTERVAL_SECONDS", 30.0)
 
     @property
     def is_postgres(self) -> bool:
@@ -173,6 +176,9 @@ class Settings:
             sms_gateway_token=os.environ.get("KRAVLAB_SMS_GATEWAY_TOKEN", cls.sms_gateway_token),
             channel_timeout_seconds=_seconds(
                 "KRAVLAB_CHANNEL_TIMEOUT_SECONDS", cls.channel_timeout_seconds
+            ),
+            webhook_interval_seconds=_seconds(
+                "KRAVLAB_WEBHOOK_INTERVAL_SECONDS", cls.webhook_interval_seconds
             ),
         )
         if settings.idempotency_ttl_hours < 24:

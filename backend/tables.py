@@ -231,3 +231,60 @@ class Letter(Table, tablename="letters"):
     step = ForeignKey(DunningStep, null=False, on_delete=OnDelete.cascade)
     pdf = Bytea()
     created_at = Timestamptz()
+
+
+class Event(Table, tablename="events"):
+    """Something that happened to a tenant's book, written in the transaction that made it
+    happen (`backend.events`): what a client's systems follow, listed or by webhook.
+
+    `invoice` is a plain UUID, not a foreign key: an event names its invoice without tying
+    the log's bulk writes to a lookup of it; both go with their tenant. `data` is JSON text.
+    """
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    kind = Varchar(length=32)
+    invoice = UUID(null=True, default=None)
+    data = Text(default="{}")
+    at = Timestamptz()
+
+
+class Webhook(Table, tablename="webhooks"):
+    """A tenant's subscription: events of `events` (comma-separated kinds) are POSTed to
+    `url`, signed with `secret` (kept because it signs; never answered back)."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade, index=True)
+    url = Varchar(length=2048)
+    events = Varchar(length=1000)
+    secret = Varchar(length=256)
+    created_at = Timestamptz()
+    created_by = Varchar(length=80)
+
+
+class WebhookDelivery(Table, tablename="webhook_deliveries"):
+    """One event owed to one webhook, created with the event (the outbox): `pending`,
+    `sending` (an attempt claimed), `retrying`, `delivered` or `failed` (gave up)."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    webhook = ForeignKey(Webhook, null=False, on_delete=OnDelete.cascade, index=True)
+    event = ForeignKey(Event, null=False, on_delete=OnDelete.cascade)
+    status = Varchar(length=16, default="pending")
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+    delivered_at = Timestamptz(null=True, default=None)
+
+
+class WebhookAttempt(Table, tablename="webhook_attempts"):
+    """The delivery log: every attempt with its answer (a short prefix of the body only)."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    delivery = ForeignKey(WebhookDelivery, null=False, on_delete=OnDelete.cascade, index=True)
+    attempt = Integer()
+    status_code = Integer(null=True, default=None)
+    error = Varchar(length=500, null=True, default=None)
+    response = Varchar(length=200, null=True, default=None)
+    at = Timestamptz()

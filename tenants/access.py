@@ -37,6 +37,7 @@ PERMISSIONS = (
     "policies:activate",  # a version goes live or is retired: people, not integrations
     "dunning:run",  # run the live policies now
     "profile:manage",  # how letters name the tenant: payment instructions, dispute contact
+    "webhooks:manage",  # where the tenant's events are sent, with the secret that signs them
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
@@ -59,6 +60,7 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "policies:activate",
             "dunning:run",
             "profile:manage",
+            "webhooks:manage",
         }
     ),
     "tenant_member": frozenset(

@@ -145,6 +145,13 @@ async def invite_user(scope: TenantScope, email: str, role: str) -> dict[str, An
     return {"id": user_id, "email": email, "role": role, "password": password, "created_at": now}
 
 
+async def is_active_agency_user(user_id: UUID) -> bool:
+    """Whether this id is an active member of the agency's staff (who may be given work)."""
+    return await User.exists().where(
+        (User.id == user_id) & User.tenant.is_null() & (User.active == True)  # noqa: E712
+    )
+
+
 async def agency_user_exists(email: str) -> bool:
     return await User.exists().where((User.email == email) & User.tenant.is_null())
 

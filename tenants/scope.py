@@ -116,3 +116,26 @@ class TenantScope:
         await audit.record(
             self.principal.actor, action, object_type, object_id, self.tenant_id, **detail
         )
+
+
+@dataclass(frozen=True)
+class AgencyScope:
+    """The agency's door to every tenant's rows, for its own work across clients (the
+    portfolio, the case queue): open only to agency staff; a tenant's credential gets 404."""
+
+    principal: Principal
+
+    @classmethod
+    def open(cls, principal: Principal) -> AgencyScope:
+        if principal.tenant_id is not None:
+            raise NotFoundException("not found")
+        return cls(principal)
+
+    def select(self, table: type[Table], *columns: Any) -> Select:
+        if not bulk.is_tenant_owned(table):
+            raise TypeError(f"{table.__name__} is not tenant-owned")
+        return table.select(*columns)
+
+    async def tenant(self, tenant_id: UUID) -> TenantScope:
+        """One tenant's scope, to change its rows (an agency principal reaches them all)."""
+        return await TenantScope.open(tenant_id, self.principal)

@@ -41,11 +41,18 @@ class PlannedOut(Struct):
     skipped: Annotated[bool, Meta(description="a pre-due step whose day passed: not sent")]
 
 
+class EscalationOut(Struct):
+    invoice_id: UUID
+    external_id: str
+    outstanding: MinorUnits
+
+
 class PreviewOut(Struct):
     run_date: date
     contacts: int
     fees: MinorUnits
     steps: list[PlannedOut]
+    escalations: list[EscalationOut]
 
 
 class RunIn(Struct, forbid_unknown_fields=True):
@@ -56,6 +63,7 @@ class RunOut(Struct):
     run_date: date
     recorded: int
     skipped: int
+    escalated: int
     fees: MinorUnits
     already_run: bool
     delivery: dict[str, int]
@@ -126,6 +134,7 @@ class DunningController(Controller):
             len(planned.contacts),
             sum(s.fee for s in planned.steps),
             steps,
+            [EscalationOut(i, x, amount) for i, x, amount in planned.escalations],
         )
 
     @post(

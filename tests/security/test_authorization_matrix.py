@@ -43,6 +43,7 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
     "policies:activate": ({"agency_admin", "tenant_admin"}, set()),
     "dunning:run": ({"agency_admin", "agency_staff", "tenant_admin"}, set()),
     "profile:manage": ({"agency_admin", "tenant_admin"}, set()),
+    "webhooks:manage": ({"agency_admin", "tenant_admin"}, set()),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
@@ -84,7 +85,13 @@ ROUTE_PERMISSIONS = {
     ("GET", T + "/invoices/{invoice_id}/letters/{letter_file}"): "read",
     ("GET", T + "/profile"): "read",
     ("PUT", T + "/profile"): "profile:manage",
+    ("GET", T + "/events"): "read",
+    ("POST", T + "/webhooks"): "webhooks:manage",
+    ("GET", T + "/webhooks"): "webhooks:manage",
+    ("DELETE", T + "/webhooks/{webhook_id}"): "webhooks:manage",
+    ("GET", T + "/webhooks/{webhook_id}/deliveries"): "webhooks:manage",
 }
+WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["step_taken"], "secret": "s" * 24}
 POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
 PUBLIC = {("POST", "/api/v1/auth/login"), ("GET", "/health")}
 
@@ -119,6 +126,7 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/policies/{policy_id}/versions/{number}/retire"): None,
         ("POST", T + "/dunning/run"): {},
         ("PUT", T + "/profile"): {"bankgiro": "123-4567"},
+        ("POST", T + "/webhooks"): WEBHOOK,
     }
     if method in ("GET", "DELETE"):
         return None
@@ -136,7 +144,14 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                 if method in ("OPTIONS", "HEAD"):
                     continue
                 path = route.path
-                for name in ("tenant_id", "invoice_id", "payment_id", "key_id", "policy_id"):
+                for name in (
+                    "tenant_id",
+                    "invoice_id",
+                    "payment_id",
+                    "key_id",
+                    "policy_id",
+                    "webhook_id",
+                ):
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
                 path = path.replace("{number:int}", "{number}")
                 path = path.replace("{letter_file:str}", "{letter_file}")
@@ -160,7 +175,7 @@ async def world(client, admin) -> dict[str, Any]:
     marker = f"LEAK{secrets.token_hex(6)}"
     own_admin = await login(client, own.admin_email, own.admin_password)
     other_admin = await login(client, other.admin_email, other.admin_password)
-    invoice_of, payment_of, policy_of = {}, {}, {}
+    invoice_of, payment_of, policy_of, webhook_of = {}, {}, {}, {}
     for t, session, prefix in ((own, own_admin, "OWN"), (other, other_admin, marker)):
         rows = [
             invoice(
@@ -186,6 +201,8 @@ async def world(client, admin) -> dict[str, Any]:
             t.path("/policies"), json={"policy": {**POLICY, "name": prefix}}, headers=session
         )
         policy_of[t.id] = made.json()["id"]
+        hook = await client.post(t.path("/webhooks"), json=WEBHOOK, headers=session)
+        webhook_of[t.id] = hook.json()["id"]
     credentials: dict[str, tuple[dict[str, str], str | None, str | None, str | None]] = {
         # name -> (headers, role, scope, tenant_id)
         "anonymous": ({}, None, None, None),
@@ -220,6 +237,7 @@ async def world(client, admin) -> dict[str, Any]:
         "invoice_of": invoice_of,
         "payment_of": payment_of,
         "policy_of": policy_of,
+        "webhook_of": webhook_of,
         "letter_of": {t.id: await _letter(t.id, invoice_of[t.id]) for t in (own, other)},
         "admins": {own.id: own_admin, other.id: other_admin},
     }
@@ -282,7 +300,14 @@ async def _path_for(client, admin, world, path, tenant_id, destructive):
         "policy_id": world["policy_of"].get(tenant_id, str(uuid.uuid4())),
         "letter_file": f"{world['letter_of'].get(tenant_id, uuid.uuid4())}.pdf",
         "number": 1,
+        "webhook_id": world["webhook_of"].get(tenant_id, str(uuid.uuid4())),
     }
+    if destructive and "{webhook_id}" in path:  # a throwaway webhook to delete
+        session = world["admins"].get(tenant_id, admin)
+        made = await client.post(
+            f"/api/v1/tenants/{tenant_id}/webhooks", json=WEBHOOK, headers=session
+        )
+        params["webhook_id"] = made.json()["id"]
     if "{key_id}" in path:
         session = world["admins"].get(tenant_id, admin)
         target = world["own"] if tenant_id == world["own"].id else world["other"]

@@ -128,6 +128,7 @@ SAMPLES = {
     "KRAVLAB_SMS_GATEWAY_URL": ("https://sms.example.com/send", "https://sms.example.com/send"),
     "KRAVLAB_SMS_GATEWAY_TOKEN": ("t0ken", "t0ken"),
     "KRAVLAB_CHANNEL_TIMEOUT_SECONDS": ("2.5", 2.5),
+    "KRAVLAB_WEBHOOK_INTERVAL_SECONDS": ("0.5", 0.5),
 }
 
 
@@ -152,6 +153,7 @@ def test_from_env_reads_every_variable_a_field_names(monkeypatch, tmp_path):
         ("KRAVLAB_PURGE_INTERVAL_SECONDS", "hourly"),
         ("KRAVLAB_DUNNING_INTERVAL_SECONDS", "0"),
         ("KRAVLAB_DUNNING_INTERVAL_SECONDS", "daily"),
+        ("KRAVLAB_WEBHOOK_INTERVAL_SECONDS", "0"),
         ("KRAVLAB_DB_POOL_SIZE", "0"),
     ],
 )

@@ -54,6 +54,7 @@ DOORS = {
     ("tenants/onboarding.py", "offboard"),
     ("tenants/onboarding.py", "create_agency_user"),
     ("tenants/onboarding.py", "agency_user_exists"),
+    ("tenants/onboarding.py", "is_active_agency_user"),
 }
 
 
