@@ -21,6 +21,7 @@ from litestar.stores.registry import StoreRegistry
 from backend import database
 from backend.api.auth import AuthController
 from backend.api.book import InvoiceController
+from backend.api.cases import AgencyCaseController, CaseController
 from backend.api.deps import provide_principal, provide_scope
 from backend.api.dunning import DunningController
 from backend.api.events import EventController
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PolicyController,
             DunningController,
             EventController,
+            CaseController,
+            AgencyCaseController,
             static_files(),
         ],
         dependencies={

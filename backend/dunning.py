@@ -18,6 +18,9 @@ channel is called, and the step id goes to the provider (the email's X-Kravlab-R
 SMS gateway's reference) so a provider can drop the duplicate of an attempt that crashed
 between its acceptance and our record of it, the one window no local write can close.
 
+**Escalation.** `escalate_after_days` after due, an invoice still unpaid is handed over to a
+collection case (`backend.cases`) instead of taking a step; it then leaves the automated flow.
+
 **Interest.** Each run also brings the late interest of every overdue invoice under a live
 policy up to the run's date (`statement`: its payments split fees, interest, principal), kept
 on the invoice; where a half-year's reference rate is missing it is stored as unknown (null)
@@ -39,7 +42,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
-from backend import events, policies, reference_rates
+from backend import cases, events, policies, reference_rates
 from backend.channels import SendResult, permanent
 from backend.channels.letters import render_letter
 from backend.channels.message import (
@@ -114,6 +117,8 @@ class Plan:
     steps: list[Planned] = field(default_factory=list)
     # invoice id -> fees charged after this plan's steps, for the invoices it charges
     fees_after: dict[UUID, int] = field(default_factory=dict)
+    # (invoice id, external id, outstanding) handed over to a collection case by this run
+    escalations: list[tuple[UUID, str, int]] = field(default_factory=list)
 
     @property
     def contacts(self) -> list[Planned]:
@@ -156,6 +161,7 @@ async def plan(scope: TenantScope, on: date) -> Plan:
         Invoice.external_id,
         Invoice.due_date,
         Invoice.amount,
+        Invoice.paid_amount,
         Invoice.fee_agreed,
         Invoice.fees_charged,
         Invoice.debtor.type.as_alias("debtor_type"),
@@ -200,6 +206,12 @@ async def plan(scope: TenantScope, on: date) -> Plan:
             continue
         policy_id, version, policy = chosen
         days_past = (on - row["due_date"]).days
+        escalate = policy.escalate_after_days
+        if escalate is not None and days_past >= escalate:
+            # handed over to the agency's staff: no more automated steps
+            outstanding = max(0, row["amount"] - row["paid_amount"])
+            result.escalations.append((UUID(invoice), row["external_id"], outstanding))
+            continue
         ordinal = taken[invoice]
         state = FeeState(row["debtor_type"], row["fee_agreed"], row["due_date"], charged[invoice])
         while ordinal < len(policy.steps):
@@ -298,6 +310,7 @@ class RunResult:
     run_date: date
     recorded: int  # contacts recorded by this call
     skipped: int
+    escalated: int  # collection cases opened by this call
     fees: int  # minor units charged by this call
     already_run: bool  # a run for this date had been recorded before
     delivery: dict[str, int]
@@ -355,14 +368,16 @@ async def record(scope: TenantScope, on: date) -> tuple[Plan, bool]:
                     "finished_at": now,
                 },
             )
+        await cases.open_cases(scope, [(i, amount) for i, _, amount in planned.escalations], on)
         await accrue_interest(scope, on)
-        if planned.contacts:
+        if planned.contacts or planned.escalations:
             await scope.audit(
                 "dunning.run",
                 "dunning_run",
                 None,
                 run_date=on.isoformat(),
                 contacts=len(planned.contacts),
+                escalations=len(planned.escalations),
                 fees=sum(s.fee for s in planned.steps),
             )
     return planned, bool(existing)
@@ -376,6 +391,7 @@ async def run(scope: TenantScope, on: date, channels: dict[str, Channel]) -> Run
         run_date=on,
         recorded=len(planned.contacts),
         skipped=len(planned.steps) - len(planned.contacts),
+        escalated=len(planned.escalations),
         fees=sum(s.fee for s in planned.steps),
         already_run=already,
         delivery=delivery,

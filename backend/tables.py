@@ -11,8 +11,8 @@ from __future__ import annotations
 from piccolo.columns import (
     UUID,
     BigInt,
-    Bytea,
     Boolean,
+    Bytea,
     Date,
     ForeignKey,
     Integer,
@@ -231,6 +231,31 @@ class Letter(Table, tablename="letters"):
     step = ForeignKey(DunningStep, null=False, on_delete=OnDelete.cascade)
     pdf = Bytea()
     created_at = Timestamptz()
+
+
+class CollectionCase(Table, tablename="collection_cases"):
+    """An invoice handed over to collection (`escalate_after_days` after due, still unpaid):
+    agency staff's work, one case per invoice."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade, index=True)
+    invoice = ForeignKey(Invoice, null=False, on_delete=OnDelete.cascade, unique=True)
+    opened_on = Date()
+    status = Varchar(length=16, default="open")
+    outcome = Varchar(length=16, null=True, default=None)
+    assignee = UUID(null=True, default=None)
+    amount = BigInt()  # outstanding principal when it opened
+    opened_at = Timestamptz()
+    closed_at = Timestamptz(null=True, default=None)
+
+
+class CaseNote(Table, tablename="case_notes"):
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    case = ForeignKey(CollectionCase, null=False, on_delete=OnDelete.cascade, index=True)
+    author = Varchar(length=80)
+    text = Varchar(length=4000)
+    at = Timestamptz()
 
 
 class Event(Table, tablename="events"):

@@ -38,12 +38,21 @@ PERMISSIONS = (
     "dunning:run",  # run the live policies now
     "profile:manage",  # how letters name the tenant: payment instructions, dispute contact
     "webhooks:manage",  # where the tenant's events are sent, with the secret that signs them
+    "cases:work",  # the agency's collection work: assign, note, close cases
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
     "agency_admin": frozenset(PERMISSIONS),
     "agency_staff": frozenset(
-        {"me", "tenants:read", "read", "invoices:manage", "payments:match", "dunning:run"}
+        {
+            "me",
+            "tenants:read",
+            "read",
+            "invoices:manage",
+            "payments:match",
+            "dunning:run",
+            "cases:work",
+        }
     ),
     "tenant_admin": frozenset(
         {

@@ -44,6 +44,7 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
     "dunning:run": ({"agency_admin", "agency_staff", "tenant_admin"}, set()),
     "profile:manage": ({"agency_admin", "tenant_admin"}, set()),
     "webhooks:manage": ({"agency_admin", "tenant_admin"}, set()),
+    "cases:work": ({"agency_admin", "agency_staff"}, set()),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
@@ -86,6 +87,12 @@ ROUTE_PERMISSIONS = {
     ("GET", T + "/profile"): "read",
     ("PUT", T + "/profile"): "profile:manage",
     ("GET", T + "/events"): "read",
+    ("GET", "/api/v1/cases"): "cases:work",
+    ("GET", T + "/cases"): "read",
+    ("GET", T + "/cases/{case_id}"): "read",
+    ("POST", T + "/cases/{case_id}/assign"): "cases:work",
+    ("POST", T + "/cases/{case_id}/notes"): "cases:work",
+    ("POST", T + "/cases/{case_id}/close"): "cases:work",
     ("POST", T + "/webhooks"): "webhooks:manage",
     ("GET", T + "/webhooks"): "webhooks:manage",
     ("DELETE", T + "/webhooks/{webhook_id}"): "webhooks:manage",
@@ -127,6 +134,9 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/dunning/run"): {},
         ("PUT", T + "/profile"): {"bankgiro": "123-4567"},
         ("POST", T + "/webhooks"): WEBHOOK,
+        ("POST", T + "/cases/{case_id}/assign"): {"assignee": None},
+        ("POST", T + "/cases/{case_id}/notes"): {"text": "matrix"},
+        ("POST", T + "/cases/{case_id}/close"): {"outcome": "written_off"},
     }
     if method in ("GET", "DELETE"):
         return None
@@ -151,6 +161,7 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                     "key_id",
                     "policy_id",
                     "webhook_id",
+                    "case_id",
                 ):
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
                 path = path.replace("{number:int}", "{number}")
@@ -238,6 +249,7 @@ async def world(client, admin) -> dict[str, Any]:
         "payment_of": payment_of,
         "policy_of": policy_of,
         "webhook_of": webhook_of,
+        "case_of": {t.id: await _case(t.id, invoice_of[t.id]) for t in (own, other)},
         "letter_of": {t.id: await _letter(t.id, invoice_of[t.id]) for t in (own, other)},
         "admins": {own.id: own_admin, other.id: other_admin},
     }
@@ -280,6 +292,27 @@ async def _letter(tenant_id: str, invoice_id: str) -> str:
     return str(letter_id)
 
 
+async def _case(tenant_id: str, invoice_id: str) -> str:
+    """A collection case of the tenant's invoice (the engine's own tests open real ones)."""
+    from datetime import UTC, date, datetime
+
+    from backend.tables import CollectionCase
+
+    case_id = uuid.uuid4()
+    await CollectionCase.insert(
+        CollectionCase(
+            id=case_id,
+            tenant=tenant_id,
+            invoice=invoice_id,
+            opened_on=date.today(),
+            status="open",
+            amount=100,
+            opened_at=datetime.now(UTC),
+        )
+    )
+    return str(case_id)
+
+
 async def _agency_staff(client):
     from tests.support.world import agency_user
 
@@ -301,6 +334,7 @@ async def _path_for(client, admin, world, path, tenant_id, destructive):
         "letter_file": f"{world['letter_of'].get(tenant_id, uuid.uuid4())}.pdf",
         "number": 1,
         "webhook_id": world["webhook_of"].get(tenant_id, str(uuid.uuid4())),
+        "case_id": world["case_of"].get(tenant_id, str(uuid.uuid4())),
     }
     if destructive and "{webhook_id}" in path:  # a throwaway webhook to delete
         session = world["admins"].get(tenant_id, admin)
