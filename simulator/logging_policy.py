@@ -132,18 +132,30 @@ class LoggingPolicy:
                 break
             r = min(k, MAX_RANK - 1)
             state = state_of(np.full(len(alive), k), previous[alive], noticed[alive])
-            h = self.hazard[month[alive], stratum[alive], state]  # alive × SPAN
+            # Rows in the same (month, stratum, state), and for the first contact the same
+            # first day at risk, share one distribution: its CDF is computed once.
+            key = (month[alive] * N_STRATA + stratum[alive]) * N_STATES + state
+            if k == 0:
+                key = key * SPAN + np.clip(start[alive] - FIRST_DAY, 0, SPAN - 1)
+            unique, which = np.unique(key, return_inverse=True)
+            which = which.ravel()
+            first = np.zeros(len(unique), dtype=np.int64)
+            first[which] = np.arange(len(alive))
+            rep = alive[first]
+            h = self.hazard[month[rep], stratum[rep], state[first]]  # unique × SPAN
             if k == 0:
                 origin = np.full(len(alive), FIRST_DAY, dtype=np.int64)
-                h = np.where(days[None, :] + FIRST_DAY >= start[alive, None], h, 0.0)
+                h = np.where(days[None, :] + FIRST_DAY >= start[rep, None], h, 0.0)
             else:
                 origin = previous[alive]
-            # the schedule ends with the horizon: no day past it matters
-            h = np.where(origin[:, None] + days[None, :] <= horizon, h, 0.0)
             cdf = 1.0 - np.cumprod(1.0 - h, axis=1)
             u = u_first[alive] if (k == 0 and u_first is not None) else rng.random(len(alive))
-            offset = (cdf < u[:, None]).sum(axis=1)
+            # each row's first day whose CDF reaches its uniform: one search over the CDFs
+            # laid end to end (each shifted by 2 × its index, CDFs lie in [0, 1])
+            flat = (cdf + 2.0 * np.arange(len(unique))[:, None]).ravel()
+            offset = np.searchsorted(flat, u + 2.0 * which, side="left") - which * SPAN
             made = offset < SPAN
+            made &= origin + np.minimum(offset, SPAN - 1) <= horizon  # past it nothing matters
             rows = alive[made]
             day = origin[made] + offset[made]
             p = self.kinds[month[rows], stratum[rows], r, previous_kind[rows], day_bin(day)]

@@ -205,10 +205,6 @@ def first_day(issue: np.ndarray, due: np.ndarray) -> np.ndarray:
     return np.maximum(issue.astype(np.int64) - due.astype(np.int64), FIRST_DAY)
 
 
-# Above this many rows, parameter draws run on a random subsample (see `run_observed_banded`).
-BAND_SUBSAMPLE = 4_000
-
-
 def run_observed(
     params: np.ndarray,
     layout: Layout,
@@ -218,7 +214,8 @@ def run_observed(
     censored: np.ndarray,
     observed_until: np.ndarray | None = None,
 ) -> Paths:
-    """Replay of recorded contacts, without conditioning the schedule on the outcome.
+    """The compensator of the recorded contacts: a diagnostic (`backtest.observed_minus_expected`),
+    not a forecast. `actual` is the estimated routine replayed by `run`.
 
     A recorded schedule stops when the invoice is paid: the contacts the client would have
     made afterwards are unknowable, and replaying the truncated schedule as if it were the
@@ -277,45 +274,3 @@ def run_observed(
                 expected[:, seen].sum(axis=1) / seen_total if seen_total > 0 else np.nan
             )
     return Paths(days, settled, {}, {}, observed if observed_until is not None else None)
-
-
-def run_observed_banded(
-    params: np.ndarray,
-    layout: Layout,
-    rows: Rows,
-    horizon: int,
-    last_at_risk: np.ndarray,
-    censored: np.ndarray,
-    seed: int = 0,
-) -> np.ndarray:
-    """Settled amount by day (draws × days) of `run_observed`, for cohorts of any size.
-
-    The mean path uses every row with the estimate; how parameter uncertainty moves the
-    cohort's settled share is measured on a random subsample and added to it. Row 0 of the
-    result is the estimate's own path.
-    """
-    n = len(rows.static)
-    point = run_observed(params[:1], layout, rows, horizon, last_at_risk, censored).settled_amount
-    if len(params) == 1:
-        return point
-    if n <= BAND_SUBSAMPLE:
-        return run_observed(params, layout, rows, horizon, last_at_risk, censored).settled_amount
-    pick = np.sort(np.random.default_rng(seed).choice(n, BAND_SUBSAMPLE, replace=False))
-    position = np.full(n, -1)
-    position[pick] = np.arange(len(pick))
-    c = rows.contacts
-    keep = position[c.invoice] >= 0
-    sub = Rows(
-        rows.static[pick],
-        rows.start[pick],
-        rows.amount[pick],
-        rows.count[pick],
-        Contacts(
-            position[c.invoice[keep]], c.day[keep], c.channel[keep], c.notice[keep], c.fee[keep]
-        ),
-    )
-    spread = run_observed(
-        params, layout, sub, horizon, last_at_risk[pick], censored[pick]
-    ).settled_amount
-    scale = rows.amount.sum() / max(float(sub.amount.sum()), 1e-12)
-    return point + (spread - spread[:1]) * scale

@@ -78,7 +78,10 @@ def test_actual_and_every_policy_agree_before_the_first_contact(payday):
     for name, curve in curves.items():
         for row, actual in zip(curve, curves["actual"], strict=True):
             if row[0] < first:
-                assert row == pytest.approx(actual, rel=1e-9, abs=1e-12), (name, row[0])
+                # the same value up to the order of floating-point sums; the interval's
+                # spread of the routine is measured on a subsample of its rows (cost)
+                assert row[1] == pytest.approx(actual[1], rel=1e-9, abs=1e-12), (name, row[0])
+                assert row[2:] == pytest.approx(actual[2:], rel=0.02), (name, row[0])
 
 
 def test_every_out_of_support_candidate_is_warned_by_name(payday):

@@ -44,8 +44,10 @@ def test_actual_and_every_policy_agree_before_the_first_contact(retail):
     for name, curve in curves.items():
         for row, actual_row in zip(curve, curves["actual"], strict=True):
             if row[0] < first:
-                # identical up to the order of floating-point sums
-                assert row == pytest.approx(actual_row, rel=1e-9, abs=1e-12), (name, row[0])
+                # the same value up to the order of floating-point sums; the interval's
+                # spread of the routine is measured on a subsample of its rows (cost)
+                assert row[1] == pytest.approx(actual_row[1], rel=1e-9, abs=1e-12), (name, row[0])
+                assert row[2:] == pytest.approx(actual_row[2:], rel=0.02), (name, row[0])
                 compared += 1
     assert compared == (first + 30) * len(curves)
     # and they do differ once contacts start
