@@ -23,7 +23,7 @@ from backend.api.auth import AuthController
 from backend.api.book import InvoiceController
 from backend.api.cases import AgencyCaseController, CaseController
 from backend.api.deps import provide_principal, provide_scope
-from backend.api.dunning import DunningController
+from backend.api.dunning import AgencyCallController, DunningController
 from backend.api.events import EventController
 from backend.api.ops import Health
 from backend.api.policies import PolicyController
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EventController,
             CaseController,
             AgencyCaseController,
+            AgencyCallController,
             static_files(),
         ],
         dependencies={

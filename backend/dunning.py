@@ -42,7 +42,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
-from backend import cases, events, policies, reference_rates
+from litestar.exceptions import ClientException
+
+from backend import book, cases, events, policies, reference_rates
 from backend.channels import SendResult, permanent
 from backend.channels.letters import render_letter
 from backend.channels.message import (
@@ -53,13 +55,15 @@ from backend.channels.message import (
     PaymentInstructions,
 )
 from backend.channels.message import Debtor as MessageDebtor
+from backend.channels.phone import CallOutcome, OutcomeError, check_outcome
 from backend.fees import Charged, FeeDecision, FeeState, fee_for_step
 from backend.interest import InterestTerms, ReferenceRates, late_interest
 from backend.statement import statement
 from backend.tables import DunningRun, DunningStep, Invoice, Letter, Payment, TenantProfile
+from backend.validation import FieldError, InvalidInput
 from simulator.policy import Policy
 from simulator.rules import SWEDEN
-from tenants.scope import TenantScope
+from tenants.scope import AgencyScope, TenantScope
 from tenants.transactions import write_transaction
 
 # Steps may sit this many days before the due date (simulator.policy.DAY_RANGE).
@@ -659,3 +663,69 @@ async def _settle(scope: TenantScope, step: dict[str, Any], result: SendResult) 
         )
         await events.step_settled(scope, step, "failed", result.reason)
         return "failed"
+
+
+class CallConflict(ClientException):
+    status_code = 409
+
+
+async def record_call(scope: TenantScope, step_id: UUID, outcome: CallOutcome) -> dict[str, Any]:
+    """What a phone step's call came to (phone.EFFECTS): reached or promised or disputed, it
+    counts as a contact made; no answer does not (and gives its fee back). A promise pauses
+    the flow until its date, so a broken one resumes it the day after; a dispute stops it."""
+    step = await scope.get(
+        DunningStep,
+        step_id,
+        DunningStep.id,
+        DunningStep.invoice,
+        DunningStep.channel,
+        DunningStep.action,
+        DunningStep.status,
+        DunningStep.fee,
+        DunningStep.attempts,
+    )
+    if step["channel"] != "phone" or step["status"] != "task":
+        raise CallConflict(f"not an open call task (a {step['channel']} step, {step['status']})")
+    today = datetime.now(UTC).date()
+    try:
+        check_outcome(outcome, today)
+    except OutcomeError as exc:
+        raise InvalidInput([FieldError(path, text) for path, text in exc.violations]) from exc
+    made = outcome.outcome != "no_answer"
+    await _settle(
+        scope,
+        {**step, "attempts": MAX_ATTEMPTS},
+        SendResult(
+            status="sent" if made else "permanent",
+            channel="phone",
+            provider_id=f"call:{outcome.outcome}",
+            reason=None if made else "no answer",
+        ),
+    )
+    reason = (outcome.note or outcome.outcome.replace("_", " "))[:1000]
+    if outcome.outcome == "promise_to_pay":
+        await book.change_state(scope, step["invoice"], "pause", reason, outcome.promised_date)
+    elif outcome.outcome == "dispute":
+        await book.change_state(scope, step["invoice"], "dispute", reason)
+    return {"step_id": step_id, "outcome": outcome.outcome, "counted": made}
+
+
+async def call_queue(scope: AgencyScope, limit: int) -> list[dict[str, Any]]:
+    """Open call tasks of every tenant, oldest first: the staff's call list."""
+    return await (
+        scope.select(
+            DunningStep,
+            DunningStep.id,
+            DunningStep.tenant,
+            DunningStep.invoice,
+            DunningStep.invoice.external_id.as_alias("invoice_external_id"),
+            DunningStep.invoice.debtor.name.as_alias("debtor_name"),  # type: ignore[union-attr]
+            DunningStep.invoice.debtor.phone.as_alias("phone"),  # type: ignore[union-attr]
+            DunningStep.action,
+            DunningStep.run_date,
+        )
+        .where((DunningStep.channel == "phone") & (DunningStep.status == "task"))
+        .order_by(DunningStep.run_date)
+        .order_by(DunningStep.id)
+        .limit(limit)
+    )

@@ -17,10 +17,13 @@ from msgspec import Meta, Struct
 from backend import dunning
 from backend.book import today
 from backend.channels.email import EmailChannel
+from backend.channels.phone import CallOutcome
 from backend.channels.sms import SmsChannel
 from backend.settings import Settings
 from backend.tables import DunningStep, Invoice, Letter, TenantProfile
-from tenants.scope import TenantScope
+from backend.validation import MULTI_LINE
+from tenants.access import Principal
+from tenants.scope import AgencyScope, TenantScope
 from tenants.transactions import write_transaction
 
 MinorUnits = Annotated[int, Meta(ge=0)]
@@ -82,6 +85,29 @@ class ContactOut(Struct):
     last_error: str | None
     sent_at: datetime | None
     letter_id: UUID | None
+
+
+class CallOutcomeIn(Struct, forbid_unknown_fields=True):
+    outcome: Literal["reached", "promise_to_pay", "dispute", "no_answer"]
+    promised_date: date | None = None
+    note: Annotated[str, Meta(max_length=2000, pattern=MULTI_LINE)] = ""
+
+
+class CallOutcomeOut(Struct):
+    step_id: UUID
+    outcome: str
+    counted: Annotated[bool, Meta(description="whether the call counts as a contact made")]
+
+
+class CallTaskOut(Struct):
+    id: UUID
+    tenant: UUID
+    invoice: UUID
+    invoice_external_id: str
+    debtor_name: str
+    phone: str | None
+    action: str
+    run_date: date
 
 
 class ProfileIn(Struct, forbid_unknown_fields=True):
@@ -214,6 +240,28 @@ class DunningController(Controller):
             headers={"Content-Disposition": f'inline; filename="{letter_id}.pdf"'},
         )
 
+    @post(
+        "/invoices/{invoice_id:uuid}/contacts/{step_id:uuid}/outcome",
+        status_code=200,
+        opt={"permission": "cases:work", "body": CallOutcomeIn},
+        raises=[dunning.CallConflict],
+        summary="Record what a phone step's call came to",
+    )
+    async def call_outcome(
+        self,
+        tenant: NamedDependency[TenantScope],
+        invoice_id: FromPath[UUID],
+        step_id: FromPath[UUID],
+        data: JSONBody[CallOutcomeIn],
+    ) -> CallOutcomeOut:
+        step = await tenant.get(DunningStep, step_id, DunningStep.invoice)
+        if str(step["invoice"]) != str(invoice_id):
+            raise NotFoundException("contact not found")
+        outcome = CallOutcome(
+            outcome=data.outcome, promised_date=data.promised_date, note=data.note
+        )
+        return CallOutcomeOut(**await dunning.record_call(tenant, step_id, outcome))
+
     @get("/profile", opt={"permission": "read"}, summary="How letters name the tenant")
     async def profile(self, tenant: NamedDependency[TenantScope]) -> ProfileOut:
         row = await tenant.select(TenantProfile).first()
@@ -249,3 +297,17 @@ class DunningController(Controller):
 
 def _profile_fields(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in ProfileOut.__struct_fields__}
+
+
+class AgencyCallController(Controller):
+    path = "/api/v1/calls"
+    tags = ["collection"]
+
+    @get("/", opt={"permission": "cases:work"}, summary="Open call tasks of every tenant")
+    async def calls(
+        self,
+        principal: NamedDependency[Principal],
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> list[CallTaskOut]:
+        rows = await dunning.call_queue(AgencyScope.open(principal), limit)
+        return msgspec.convert(rows, list[CallTaskOut])

@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 
 from tests.channels.servers import MailSink, free_port
 from tests.support.server import LiveServer
-from tests.support.world import invoice, login, onboard
+from tests.support.world import agency_user, invoice, login, onboard
 
 POLICY: dict[str, Any] = {
     "name": "Three steps",
@@ -340,3 +340,83 @@ async def test_each_run_brings_late_interest_up_to_date(engine_server, admin):
             assert statutory is None  # unknown, never a silent zero
         else:
             assert statutory > 0
+
+
+async def test_phone_steps_are_call_tasks_whose_outcome_steers_the_flow(engine_server, admin):
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        today = date.today()
+        tenant = await onboard(http, admin)
+        session = await login(http, tenant.admin_email, tenant.admin_password)
+        await http.put(tenant.path("/profile"), json=PROFILE, headers=session)
+        doc = {
+            "name": "Calls",
+            "steps": [
+                {"day": 5, "action": "reminder", "channel": "phone"},
+                {"day": 12, "action": "reminder", "channel": "email"},
+            ],
+        }
+        made = await http.post(tenant.path("/policies"), json={"policy": doc}, headers=session)
+        await http.post(
+            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+        )
+        rows = [
+            invoice(f"CALL-{i}", debtor=f"D-{i}", issue=today - timedelta(days=40), due_in=30)
+            for i in range(3)
+        ]
+        for row in rows:
+            row["debtor"].update({"phone": "+46701234567", "email": "kund@example.se"})
+        await http.post(tenant.path("/invoices/batch"), json={"invoices": rows}, headers=tenant.key)
+        on = (today - timedelta(days=3)).isoformat()  # day 7 after due: the call's day
+        assert (
+            await http.post(tenant.path("/dunning/run"), json={"date": on}, headers=session)
+        ).json()["recorded"] == 3
+        staff = await agency_user(http, "agency_staff")
+        calls = (await http.get("/api/v1/calls?limit=1000", headers=staff)).json()
+        mine = {c["invoice_external_id"]: c for c in calls if c["tenant"] == tenant.id}
+        assert set(mine) == {"CALL-0", "CALL-1", "CALL-2"}
+        assert mine["CALL-0"]["phone"] == "+46701234567"
+
+        def outcome_path(c):
+            return tenant.path(f"/invoices/{c['invoice']}/contacts/{c['id']}/outcome")
+
+        promise = (today + timedelta(days=5)).isoformat()
+        bad = await http.post(
+            outcome_path(mine["CALL-0"]), json={"outcome": "promise_to_pay"}, headers=staff
+        )
+        assert bad.status_code == 422 and bad.json()["errors"][0]["path"] == "promised_date"
+        refused = await http.post(
+            outcome_path(mine["CALL-0"]), json={"outcome": "reached"}, headers=session
+        )
+        assert refused.status_code == 403  # the agency's staff make the calls
+        r = await http.post(
+            outcome_path(mine["CALL-0"]),
+            json={"outcome": "promise_to_pay", "promised_date": promise, "note": "pays Friday"},
+            headers=staff,
+        )
+        assert r.status_code == 200 and r.json()["counted"] is True
+        again = await http.post(
+            outcome_path(mine["CALL-0"]), json={"outcome": "reached"}, headers=staff
+        )
+        assert again.status_code == 409  # not an open call task any more
+        r = await http.post(
+            outcome_path(mine["CALL-1"]), json={"outcome": "no_answer"}, headers=staff
+        )
+        assert r.json()["counted"] is False
+        r = await http.post(
+            outcome_path(mine["CALL-2"]), json={"outcome": "dispute"}, headers=staff
+        )
+        assert r.status_code == 200
+
+        statuses = {
+            i["external_id"]: (i["status"], i["paused_until"])
+            for i in (await http.get(tenant.path("/invoices"), headers=session)).json()["items"]
+        }
+        assert statuses["CALL-0"] == ("paused", promise)
+        assert statuses["CALL-2"][0] == "disputed"
+        # The promise holds the flow until its date; broken, the flow resumes the day after.
+        later = (today + timedelta(days=3)).isoformat()
+        held = await http.get(tenant.path(f"/dunning/preview?date={later}"), headers=session)
+        assert {s["external_id"] for s in held.json()["steps"]} == {"CALL-1"}
+        after = (today + timedelta(days=6)).isoformat()
+        resumed = await http.get(tenant.path(f"/dunning/preview?date={after}"), headers=session)
+        assert {s["external_id"] for s in resumed.json()["steps"]} == {"CALL-0", "CALL-1"}

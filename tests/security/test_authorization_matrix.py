@@ -88,6 +88,8 @@ ROUTE_PERMISSIONS = {
     ("PUT", T + "/profile"): "profile:manage",
     ("GET", T + "/events"): "read",
     ("GET", "/api/v1/cases"): "cases:work",
+    ("GET", "/api/v1/calls"): "cases:work",
+    ("POST", T + "/invoices/{invoice_id}/contacts/{step_id}/outcome"): "cases:work",
     ("GET", T + "/cases"): "read",
     ("GET", T + "/cases/{case_id}"): "read",
     ("POST", T + "/cases/{case_id}/assign"): "cases:work",
@@ -135,6 +137,7 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("PUT", T + "/profile"): {"bankgiro": "123-4567"},
         ("POST", T + "/webhooks"): WEBHOOK,
         ("POST", T + "/cases/{case_id}/assign"): {"assignee": None},
+        ("POST", T + "/invoices/{invoice_id}/contacts/{step_id}/outcome"): {"outcome": "reached"},
         ("POST", T + "/cases/{case_id}/notes"): {"text": "matrix"},
         ("POST", T + "/cases/{case_id}/close"): {"outcome": "written_off"},
     }
@@ -162,6 +165,7 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                     "policy_id",
                     "webhook_id",
                     "case_id",
+                    "step_id",
                 ):
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
                 path = path.replace("{number:int}", "{number}")
@@ -240,6 +244,7 @@ async def world(client, admin) -> dict[str, Any]:
             scope,
             own.id,
         )
+    letter_of = {t.id: await _letter(t.id, invoice_of[t.id]) for t in (own, other)}
     return {
         "own": own,
         "other": other,
@@ -250,7 +255,8 @@ async def world(client, admin) -> dict[str, Any]:
         "policy_of": policy_of,
         "webhook_of": webhook_of,
         "case_of": {t.id: await _case(t.id, invoice_of[t.id]) for t in (own, other)},
-        "letter_of": {t.id: await _letter(t.id, invoice_of[t.id]) for t in (own, other)},
+        "step_of": {t.id: await _step_of(letter_of[t.id]) for t in (own, other)},
+        "letter_of": letter_of,
         "admins": {own.id: own_admin, other.id: other_admin},
     }
 
@@ -290,6 +296,13 @@ async def _letter(tenant_id: str, invoice_id: str) -> str:
         )
     )
     return str(letter_id)
+
+
+async def _step_of(letter_id: str) -> str:
+    from backend.tables import Letter
+
+    row = await Letter.select(Letter.step).where(Letter.id == letter_id).first()
+    return str(row["step"])
 
 
 async def _case(tenant_id: str, invoice_id: str) -> str:
@@ -335,6 +348,7 @@ async def _path_for(client, admin, world, path, tenant_id, destructive):
         "number": 1,
         "webhook_id": world["webhook_of"].get(tenant_id, str(uuid.uuid4())),
         "case_id": world["case_of"].get(tenant_id, str(uuid.uuid4())),
+        "step_id": world["step_of"].get(tenant_id, str(uuid.uuid4())),
     }
     if destructive and "{webhook_id}" in path:  # a throwaway webhook to delete
         session = world["admins"].get(tenant_id, admin)
