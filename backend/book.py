@@ -21,7 +21,18 @@ from tenants.pagination import decode_cursor_as, keyset_page
 from tenants.scope import TenantScope
 from tenants.transactions import write_transaction
 
-STATUSES = ("open", "overdue", "paid", "paused", "disputed", "in_collection", "written_off")
+STATUSES = (
+    "open",
+    "overdue",
+    "paid",
+    "paused",
+    "disputed",
+    "planned",
+    "in_collection",
+    "written_off",
+)
+# States set by people or the engine that hold an unpaid invoice out of the automated flow.
+HELD = ("disputed", "planned", "in_collection", "written_off")
 
 
 class Conflict(ClientException):
@@ -36,7 +47,7 @@ def status_of(row: dict[str, Any], on: date) -> str:
     if row["settled_date"] is not None:
         return "paid"
     state = row["state"]
-    if state in ("disputed", "in_collection", "written_off"):
+    if state in HELD:
         return state
     if state == "paused" and (row["paused_until"] is None or row["paused_until"] >= on):
         return "paused"
@@ -47,7 +58,7 @@ def _status_filter(status: str, on: date) -> Any:
     unpaid = Invoice.settled_date.is_null()
     if status == "paid":
         return Invoice.settled_date.is_not_null()
-    if status in ("disputed", "in_collection", "written_off"):
+    if status in HELD:
         return unpaid & (Invoice.state == status)
     pause_holds = Invoice.paused_until.is_null() | (Invoice.paused_until >= on)
     if status == "paused":

@@ -44,7 +44,7 @@ from uuid import UUID, uuid4
 
 from litestar.exceptions import ClientException
 
-from backend import book, cases, events, policies, reference_rates
+from backend import book, cases, events, plans, policies, reference_rates
 from backend.channels import SendResult, permanent
 from backend.channels.letters import render_letter
 from backend.channels.message import (
@@ -373,6 +373,7 @@ async def record(scope: TenantScope, on: date) -> tuple[Plan, bool]:
                 },
             )
         await cases.open_cases(scope, [(i, amount) for i, _, amount in planned.escalations], on)
+        await plans.check(scope, on)  # a missed instalment puts the invoice back in the flow
         await accrue_interest(scope, on)
         if planned.contacts or planned.escalations:
             await scope.audit(

@@ -313,3 +313,27 @@ class WebhookAttempt(Table, tablename="webhook_attempts"):
     error = Varchar(length=500, null=True, default=None)
     response = Varchar(length=200, null=True, default=None)
     at = Timestamptz()
+
+
+class PaymentPlan(Table, tablename="payment_plans"):
+    """An agreement to pay an invoice in instalments (avbetalningsplan), within the policy's
+    limits; `status`: active, completed (paid), broken (an instalment missed: flow resumed)."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    invoice = ForeignKey(Invoice, null=False, on_delete=OnDelete.cascade, index=True)
+    status = Varchar(length=16, default="active")
+    setup_fee = BigInt(default=0)
+    paid_before = BigInt(default=0)  # the invoice's paid amount when the plan was made
+    created_at = Timestamptz()
+    created_by = Varchar(length=80)
+    ended_on = Date(null=True, default=None)
+
+
+class Instalment(Table, tablename="instalments"):
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    plan = ForeignKey(PaymentPlan, null=False, on_delete=OnDelete.cascade, index=True)
+    number = Integer()
+    due_date = Date()
+    amount = BigInt()

@@ -14,7 +14,7 @@ from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta, Struct
 
-from backend import dunning
+from backend import dunning, plans
 from backend.book import today
 from backend.channels.email import EmailChannel
 from backend.channels.phone import CallOutcome
@@ -108,6 +108,29 @@ class CallTaskOut(Struct):
     phone: str | None
     action: str
     run_date: date
+
+
+class PlanIn(Struct, forbid_unknown_fields=True):
+    installments: Annotated[int, Meta(ge=2, le=36)]
+    first_due: date
+    interval_days: Annotated[int, Meta(ge=7, le=92)] = plans.DEFAULT_INTERVAL_DAYS
+
+
+class InstalmentOut(Struct):
+    number: int
+    due_date: date
+    amount: MinorUnits
+    paid: MinorUnits
+
+
+class PlanOut(Struct):
+    id: UUID
+    invoice_id: UUID
+    status: Literal["active", "completed", "broken"]
+    setup_fee: MinorUnits
+    created_at: datetime
+    ended_on: date | None
+    instalments: list[InstalmentOut]
 
 
 class ProfileIn(Struct, forbid_unknown_fields=True):
@@ -261,6 +284,33 @@ class DunningController(Controller):
             outcome=data.outcome, promised_date=data.promised_date, note=data.note
         )
         return CallOutcomeOut(**await dunning.record_call(tenant, step_id, outcome))
+
+    @post(
+        "/invoices/{invoice_id:uuid}/payment-plan",
+        opt={"permission": "invoices:manage", "body": PlanIn},
+        raises=[plans.PlanConflict],
+        summary="Split an unpaid invoice into instalments, within its policy's limits",
+    )
+    async def create_plan(
+        self,
+        tenant: NamedDependency[TenantScope],
+        invoice_id: FromPath[UUID],
+        data: JSONBody[PlanIn],
+    ) -> PlanOut:
+        made = await plans.create(
+            tenant, invoice_id, data.installments, data.first_due, data.interval_days
+        )
+        return msgspec.convert(made, PlanOut)
+
+    @get(
+        "/invoices/{invoice_id:uuid}/payment-plan",
+        opt={"permission": "read"},
+        summary="The invoice's latest payment plan and what its instalments have had",
+    )
+    async def get_plan(
+        self, tenant: NamedDependency[TenantScope], invoice_id: FromPath[UUID]
+    ) -> PlanOut:
+        return msgspec.convert(await plans.get(tenant, invoice_id), PlanOut)
 
     @get("/profile", opt={"permission": "read"}, summary="How letters name the tenant")
     async def profile(self, tenant: NamedDependency[TenantScope]) -> ProfileOut:

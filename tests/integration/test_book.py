@@ -122,6 +122,7 @@ def test_status_of_covers_every_status(status):
         "paid": {**base, "settled_date": on},
         "paused": {**base, "state": "paused"},
         "disputed": {**base, "state": "disputed"},
+        "planned": {**base, "state": "planned"},
         "in_collection": {**base, "state": "in_collection"},
         "written_off": {**base, "state": "written_off"},
     }

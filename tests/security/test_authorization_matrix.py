@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import date
 from typing import Any
 
 import pytest
@@ -89,6 +90,8 @@ ROUTE_PERMISSIONS = {
     ("GET", T + "/events"): "read",
     ("GET", "/api/v1/cases"): "cases:work",
     ("GET", "/api/v1/calls"): "cases:work",
+    ("POST", T + "/invoices/{invoice_id}/payment-plan"): "invoices:manage",
+    ("GET", T + "/invoices/{invoice_id}/payment-plan"): "read",
     ("POST", T + "/invoices/{invoice_id}/contacts/{step_id}/outcome"): "cases:work",
     ("GET", T + "/cases"): "read",
     ("GET", T + "/cases/{case_id}"): "read",
@@ -137,6 +140,10 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("PUT", T + "/profile"): {"bankgiro": "123-4567"},
         ("POST", T + "/webhooks"): WEBHOOK,
         ("POST", T + "/cases/{case_id}/assign"): {"assignee": None},
+        ("POST", T + "/invoices/{invoice_id}/payment-plan"): {
+            "installments": 3,
+            "first_due": date.today().isoformat(),
+        },
         ("POST", T + "/invoices/{invoice_id}/contacts/{step_id}/outcome"): {"outcome": "reached"},
         ("POST", T + "/cases/{case_id}/notes"): {"text": "matrix"},
         ("POST", T + "/cases/{case_id}/close"): {"outcome": "written_off"},
@@ -255,6 +262,7 @@ async def world(client, admin) -> dict[str, Any]:
         "policy_of": policy_of,
         "webhook_of": webhook_of,
         "case_of": {t.id: await _case(t.id, invoice_of[t.id]) for t in (own, other)},
+        "plans": [await _plan(t.id, invoice_of[t.id]) for t in (own, other)],
         "step_of": {t.id: await _step_of(letter_of[t.id]) for t in (own, other)},
         "letter_of": letter_of,
         "admins": {own.id: own_admin, other.id: other_admin},
@@ -303,6 +311,26 @@ async def _step_of(letter_id: str) -> str:
 
     row = await Letter.select(Letter.step).where(Letter.id == letter_id).first()
     return str(row["step"])
+
+
+async def _plan(tenant_id: str, invoice_id: str) -> str:
+    """A payment plan of the tenant's invoice (tests/integration/test_plans.py makes real ones)."""
+    from datetime import UTC, datetime
+
+    from backend.tables import PaymentPlan
+
+    plan_id = uuid.uuid4()
+    await PaymentPlan.insert(
+        PaymentPlan(
+            id=plan_id,
+            tenant=tenant_id,
+            invoice=invoice_id,
+            status="completed",
+            created_at=datetime.now(UTC),
+            created_by="matrix",
+        )
+    )
+    return str(plan_id)
 
 
 async def _case(tenant_id: str, invoice_id: str) -> str:
