@@ -29,6 +29,7 @@ from backend.api.ops import Health
 from backend.api.policies import PolicyController
 from backend.api.reference_rates import ReferenceRateController
 from backend.api.statuses import DocumentedStatuses
+from backend.api.templates import TemplateController
 from backend.api.tenants import AgencyAuditController, TenantController
 from backend.api_docs import render_plugins, static_files
 from backend.errors import EXCEPTION_HANDLERS, check_body
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CaseController,
             AgencyCaseController,
             AgencyCallController,
+            TemplateController,
             static_files(),
         ],
         dependencies={

@@ -44,7 +44,7 @@ from uuid import UUID, uuid4
 
 from litestar.exceptions import ClientException
 
-from backend import book, cases, events, plans, policies, reference_rates
+from backend import book, cases, events, plans, policies, reference_rates, tenant_templates
 from backend.channels import SendResult, permanent
 from backend.channels.letters import render_letter
 from backend.channels.message import (
@@ -461,6 +461,7 @@ class _Context:
     dispute: DisputeContact
     language: str
     rates: ReferenceRates
+    overrides: dict[str, str]  # the tenant's own templates
 
 
 async def _context(scope: TenantScope) -> _Context:
@@ -482,7 +483,14 @@ async def _context(scope: TenantScope) -> _Context:
             )
         dispute = DisputeContact(email=profile["dispute_email"], phone=profile["dispute_phone"])
     creditor = Creditor(tenant_id=str(scope.tenant_id), name=name, org_number=org)
-    return _Context(creditor, payment, dispute, language, await reference_rates.load())
+    return _Context(
+        creditor,
+        payment,
+        dispute,
+        language,
+        await reference_rates.load(),
+        await tenant_templates.overrides(scope),
+    )
 
 
 async def message_for(
@@ -593,7 +601,7 @@ async def _send(
         result = permanent(step["channel"], message)
     elif step["channel"] == "letter":
         try:
-            pdf = render_letter(message)
+            pdf = render_letter(message, overrides=context.overrides)
         except Exception as exc:
             result = permanent("letter", f"not renderable: {exc}")
         else:
@@ -616,7 +624,7 @@ async def _send(
                 status="retryable", channel=step["channel"], reason="channel not configured"
             )
         else:
-            result = await channel.send(message, reference=reference)
+            result = await channel.send(message, overrides=context.overrides, reference=reference)
     return await _settle(scope, step, result)
 
 

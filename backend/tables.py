@@ -337,3 +337,14 @@ class Instalment(Table, tablename="instalments"):
     number = Integer()
     due_date = Date()
     amount = BigInt()
+
+
+class TenantTemplate(Table, tablename="tenant_templates"):
+    """A tenant's own wording of one message template (`sv/reminder.sms.txt`), rendered in
+    the channels' sandbox; the defaults ship with the code."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=64)
+    source = Text()
+    updated_at = Timestamptz()

@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from msgspec import Meta, Struct
 
 from backend import dunning, plans
@@ -241,7 +241,7 @@ class DunningController(Controller):
         self,
         tenant: NamedDependency[TenantScope],
         invoice_id: FromPath[UUID],
-        letter_file: FromPath[Annotated[str, Meta(max_length=64, description="{letter_id}.pdf")]],
+        letter_file: Annotated[str, PathParameter(max_length=64, description="{letter_id}.pdf")],
     ) -> Response[bytes]:
         # Litestar's path parameters fill whole segments: the ".pdf" is checked here.
         try:

@@ -90,6 +90,10 @@ ROUTE_PERMISSIONS = {
     ("GET", T + "/events"): "read",
     ("GET", "/api/v1/cases"): "cases:work",
     ("GET", "/api/v1/calls"): "cases:work",
+    ("GET", T + "/templates"): "read",
+    ("PUT", T + "/templates/{language}/{file}"): "profile:manage",
+    ("DELETE", T + "/templates/{language}/{file}"): "profile:manage",
+    ("POST", T + "/templates/preview"): "read",
     ("POST", T + "/invoices/{invoice_id}/payment-plan"): "invoices:manage",
     ("GET", T + "/invoices/{invoice_id}/payment-plan"): "read",
     ("POST", T + "/invoices/{invoice_id}/contacts/{step_id}/outcome"): "cases:work",
@@ -140,6 +144,8 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("PUT", T + "/profile"): {"bankgiro": "123-4567"},
         ("POST", T + "/webhooks"): WEBHOOK,
         ("POST", T + "/cases/{case_id}/assign"): {"assignee": None},
+        ("PUT", T + "/templates/{language}/{file}"): {"source": "Påminnelse {{ invoice_number }}"},
+        ("POST", T + "/templates/preview"): {"kind": "reminder"},
         ("POST", T + "/invoices/{invoice_id}/payment-plan"): {
             "installments": 3,
             "first_due": date.today().isoformat(),
@@ -177,6 +183,7 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
                 path = path.replace("{number:int}", "{number}")
                 path = path.replace("{letter_file:str}", "{letter_file}")
+                path = path.replace("{language:str}/{file:str}", "{language}/{file}")
                 found.append((method, path, handler.opt.get("permission")))
     return found
 
@@ -377,6 +384,8 @@ async def _path_for(client, admin, world, path, tenant_id, destructive):
         "webhook_id": world["webhook_of"].get(tenant_id, str(uuid.uuid4())),
         "case_id": world["case_of"].get(tenant_id, str(uuid.uuid4())),
         "step_id": world["step_of"].get(tenant_id, str(uuid.uuid4())),
+        "language": "sv",
+        "file": "reminder.subject.txt",
     }
     if destructive and "{webhook_id}" in path:  # a throwaway webhook to delete
         session = world["admins"].get(tenant_id, admin)
