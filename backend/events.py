@@ -94,7 +94,9 @@ async def record_many(
 
 
 def _uuid(value: UUID | str | None) -> UUID | None:
-    return None if value is None else UUID(str(value))
+    if value is None or isinstance(value, UUID):
+        return value
+    return UUID(str(value))
 
 
 async def invoice_changed(
