@@ -12,16 +12,23 @@ from __future__ import annotations
 import json
 import os
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from rich.console import Console
 
 from backend import ingest
 from backend.settings import Settings
-from backend.tables import Invoice, InvoiceEvent, Payment
+from backend.tables import (
+    CollectionCase,
+    DunningRun,
+    DunningStep,
+    Invoice,
+    InvoiceEvent,
+    Payment,
+)
 from tenants import onboarding
 from tenants.access import Principal
 from tenants.credentials import generate_password
@@ -71,6 +78,7 @@ async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
         )
         scope = await TenantScope.open(created["id"], admin)
         await _fill_book(scope, spec, random.Random(number), today)
+        await _go_live(scope, today)
         credentials["tenants"].append(
             {
                 "id": str(created["id"]),
@@ -88,6 +96,69 @@ async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
     return credentials
 
 
+# The demo's credit policies: letters and calls, so the demo needs no mail server to show
+# what the engine does (formats §2).
+DEMO_POLICIES: list[dict[str, Any]] = [
+    {
+        "name": "Konsument",
+        "segment": {"debtor_type": "b2c"},
+        "steps": [
+            {"day": 5, "action": "reminder", "channel": "letter"},
+            {"day": 20, "action": "reminder", "channel": "letter", "fee": 6_000},
+            {
+                "day": 35,
+                "action": "collection_notice",
+                "channel": "letter",
+                "fee": 18_000,
+                "deadline_days": 10,
+            },
+        ],
+        "escalate_after_days": 60,
+        "payment_plans": {
+            "allowed": True,
+            "max_installments": 3,
+            "min_amount": 50_000,
+            "setup_fee": 17_000,
+        },
+    },
+    {
+        "name": "Företag",
+        "segment": {"debtor_type": "b2b"},
+        "steps": [
+            {"day": 7, "action": "reminder", "channel": "phone"},
+            {"day": 21, "action": "reminder", "channel": "letter"},
+        ],
+        "compensation": True,
+        "escalate_after_days": 75,
+    },
+]
+
+
+async def _go_live(scope: TenantScope, today: date) -> None:
+    """A profile, the demo policies live, and today's dunning run, so a new user sees
+    contacts, letters, call tasks and cases in the first minute."""
+    from backend import dunning, policies
+    from backend.tables import TenantProfile
+    from tenants.transactions import write_transaction
+
+    async with write_transaction():
+        await scope.insert(
+            TenantProfile,
+            {
+                "id": uuid4(),
+                "org_number": "556000-0000",
+                "bankgiro": "5555-1234",
+                "dispute_email": "kundtjanst@example.se",
+                "language": "sv",
+                "updated_at": datetime.now(UTC),
+            },
+        )
+    for document in DEMO_POLICIES:
+        made = await policies.create(scope, document)
+        await policies.activate(scope, made["id"], 1)
+    await dunning.run(scope, today, {})
+
+
 def _write(path: Path, credentials: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -97,7 +168,10 @@ def _write(path: Path, credentials: dict[str, Any]) -> None:
 # Every calendar date of the demo book, by table: moved together, they keep every invoice's
 # age, lateness and payment as they were, only nearer to today.
 DATES: list[tuple[Any, tuple[str, ...]]] = [
-    (Invoice, ("issue_date", "due_date", "settled_date", "paused_until")),
+    (Invoice, ("issue_date", "due_date", "settled_date", "paused_until", "interest_as_of")),
+    (DunningStep, ("run_date",)),
+    (DunningRun, ("run_date",)),
+    (CollectionCase, ("opened_on",)),
     (Payment, ("paid_date",)),
     (InvoiceEvent, ("until",)),
 ]
@@ -138,6 +212,8 @@ async def _fill_book(
             name=f"Kund {i}",
             type="b2c" if rng.random() < spec["b2c_share"] else "b2b",
             email=f"kund{i}@example.se",
+            phone=f"+46701{i:06d}",
+            address=f"Storgatan {i % 90 + 1}\n{11120 + i % 800} Stockholm",
         )
         for i in range(spec["invoices"] // 4)
     ]

@@ -88,7 +88,14 @@ def test_demo_seeds_once_and_prints_working_credentials(tmp_path):
         )
         assert r.status_code == 200 and len(r.json()["items"]) == 1000 and r.json()["next_cursor"]
         statuses = {i["status"] for i in r.json()["items"]}
-        assert {"paid", "overdue"} <= statuses
+        assert {"paid", "in_collection"} <= statuses  # the oldest: paid, or escalated
+        for status in ("overdue", "open"):  # and a book of this week beside them
+            recent = httpx.get(
+                f"{live.url}/api/v1/tenants/{tenant_id}/invoices?status={status}&limit=1",
+                headers={"Authorization": f"Bearer {keys[0]}"},
+                timeout=60,
+            ).json()["items"]
+            assert recent, status
         unmatched = httpx.get(
             f"{live.url}/api/v1/tenants/{tenant_id}/payments?unmatched=true",
             headers={"Authorization": f"Bearer {keys[0]}"},
