@@ -497,3 +497,32 @@ async def test_webhooks_per_tenant_are_bounded(client, admin):
 )
 def test_where_webhooks_may_point(url, env, allowed):
     assert (webhooks.url_problem(url, env) is None) is allowed, webhooks.url_problem(url, env)
+
+
+async def test_an_attempt_whose_worker_died_is_made_again_after_its_claim_expires(
+    client, admin, receiver
+):
+    from datetime import UTC, datetime
+
+    from backend.tables import WebhookDelivery
+
+    tenant, session = await _tenant(client, admin)
+    hook = receiver(200)
+    hook_id = await _hook(client, tenant, session, hook.url)
+    invoice_id = await _invoice(client, tenant)
+    pause = tenant.path(f"/invoices/{invoice_id}/pause")
+    await client.post(pause, json={"reason": "x"}, headers=session)
+    scope = await TenantScope.open(UUID(tenant.id), SYSTEM)
+    claimed = {
+        WebhookDelivery.status: "sending",
+        WebhookDelivery.attempts: 1,
+        WebhookDelivery.next_attempt_at: datetime.now(UTC) + webhooks.CLAIM_TIMEOUT,
+    }
+    await scope.update(WebhookDelivery, claimed).where(WebhookDelivery.webhook == UUID(hook_id))
+    assert await _deliver(tenant, backoff=0) == {}  # another worker holds the attempt
+    expired = {**claimed, WebhookDelivery.next_attempt_at: datetime.now(UTC) - timedelta(seconds=1)}
+    await scope.update(WebhookDelivery, expired).where(WebhookDelivery.webhook == UUID(hook_id))
+    assert await _deliver(tenant, backoff=0) == {"delivered": 1}
+    [delivery] = await _deliveries(client, tenant, session, hook_id)
+    assert delivery["status"] == "delivered" and delivery["attempts"] == 2
+    assert len(hook.hits) == 1
