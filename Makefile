@@ -28,10 +28,10 @@ fonts:
 install: $(STAMP) $(DOCS_UI) fonts
 
 ## Migrate the embedded SQLite database, seed demo data, print logins, serve on :8000.
-demo: $(STAMP) $(DOCS_UI)
+demo: $(STAMP) $(DOCS_UI) fonts
 	$(BIN)/kravlab demo
 
-serve: $(STAMP) $(DOCS_UI)
+serve: $(STAMP) $(DOCS_UI) fonts
 	$(BIN)/kravlab serve
 
 ## The whole suite on SQLite, then on PostgreSQL (skipped with one line when unreachable,
