@@ -47,7 +47,7 @@ Email = Annotated[
     Meta(
         min_length=3,
         max_length=254,
-        pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$",
+        pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+(?!\n)$",
     ),
 ]
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=SINGLE_LINE)]

@@ -229,6 +229,16 @@ async def test_nul_in_a_tenant_list_cursor_is_a_422(http, boss):
     assert_clear_4xx(r, 422)
 
 
+async def test_a_trailing_line_break_is_not_an_email(http, boss, victim):
+    before = await row_counts(victim.id)
+    r = await http.post(
+        victim.path("/users"), json={"email": "new@b.se\n", "role": "tenant_member"}, headers=boss
+    )
+    assert_clear_4xx(r, 422)
+    assert [e["path"] for e in r.json()["errors"]] == ["email"]
+    assert await row_counts(victim.id) == before
+
+
 async def test_a_trailing_line_break_is_not_single_line_text(http, victim):
     rows = [invoice("F-1\n"), invoice("F-2", reference="R\n")]
     rows[0]["debtor"]["name"] = "Name\n"
