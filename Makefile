@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DOCS_UI := backend/api_docs_vendor/.versions
 
-.PHONY: install browser fonts demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator clean
+.PHONY: install browser fonts demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator bench-dunning clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ bench-ingest: $(STAMP)
 
 bench-simulator: $(STAMP)
 	$(BIN)/python bench/simulator.py
+
+bench-dunning: $(STAMP)
+	$(BIN)/python bench/dunning.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
