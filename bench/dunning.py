@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import random
@@ -45,7 +46,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PG_ADMIN = os.environ.get("KRAVLAB_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "kravlab_bench"
 TODAY = date.today()
 
 # Amounts in öre. Step days from the due date; escalation hands the invoice to a case.
@@ -100,6 +100,11 @@ DAYS_PAST = (-10, 60)  # today's distance from the due date, spread evenly
 
 
 def rss_mb() -> float:
+    """Peak resident memory: VmHWM (resettable through clear_refs), else getrusage's."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -186,16 +191,16 @@ def shares(parts: dict[str, Timing], total: float) -> str:
     return ", ".join(out)
 
 
-async def fresh_database() -> str:
+async def fresh_database(name: str) -> str:
     import asyncpg
 
     connection = await asyncpg.connect(PG_ADMIN)
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{DB_NAME}"')
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + DB_NAME
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
 def invoice_rows(n: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -423,6 +428,9 @@ async def bench(n: int, letters: int, sample: int, days: int, repeat: int, pool:
         f"{built['paid']:,} paid, {built['open']:,} open, {built['history']:,} steps of history, "
         f"{built['cases']:,} in collection"
     )
+    build_rss = rss_mb()
+    with contextlib.suppress(OSError):  # the peak from here on is the run's alone (Linux)
+        Path("/proc/self/clear_refs").write_text("5")
     dsn = os.environ["DATABASE_URL"]
     async with await _connect(dsn) as connection:
         await connection.execute("VACUUM ANALYZE")
@@ -466,7 +474,8 @@ async def bench(n: int, letters: int, sample: int, days: int, repeat: int, pool:
 
     per_letter = letter_t.wall[0] / max(1, letter_sample)
     print(
-        f"\n{n:,} invoices, {open_count:,} open; today {TODAY}; peak RSS {rss_mb():,.0f} MB; "
+        f"\n{n:,} invoices, {open_count:,} open; today {TODAY}; peak RSS {rss_mb():,.0f} MB "
+        f"while timing ({build_rss:,.0f} MB while building); "
         f"{'a connection pool' if pool else 'NO pool (a connection per query)'}"
     )
     print(
@@ -558,12 +567,13 @@ def main() -> None:
         action="store_true",
         help="no connection pool, as `run_dunning` in an RQ worker (a connection per query)",
     )
+    parser.add_argument("--database", default="kravlab_bench", help="dropped and recreated")
     parser.add_argument("--days", type=int, default=3, help="daily runs recorded, one per date")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kravlab-bench-dunning-"))
     os.environ.update(
         {
-            "DATABASE_URL": asyncio.run(fresh_database()),
+            "DATABASE_URL": asyncio.run(fresh_database(args.database)),
             "KRAVLAB_VAR_DIR": str(workdir),
             "KRAVLAB_ENV": "test",
             "KRAVLAB_SECRET_KEY": secrets.token_urlsafe(48),
