@@ -8,8 +8,9 @@ kept at least 24 hours.
 A replay is an answer like any other, so it is given only after the route's guard has
 admitted the caller, and only to the credential that made the first request: another
 credential with the same key string simply runs its own request. A request the service
-refuses (401, 403, 404, 429) or that fails (5xx) keeps no record, so nobody can plant an
-answer under a key another caller will use, and a client can retry after fixing its access.
+refuses (401, 403, 404, 429), finds invalid (400, 413, 422) or that fails (5xx) keeps no
+record, so nobody can plant an answer under a key another caller will use, and a client can
+retry after fixing its access or its body.
 
 Answers that show a secret once (a new API key, a generated password) are stored with those
 fields set to null: a replay says the request was done but is not a second way to read the
@@ -39,9 +40,10 @@ from tenants.transactions import write_transaction
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
-# Refusals keep no record: they changed nothing, and a stored refusal would only let one
-# caller decide what another caller's retry gets.
-NOT_KEPT = frozenset({401, 403, 404, 429})
+# Refusals and invalid input keep no record, as Stripe saves no result for a request that
+# failed validation: they changed nothing, a client that fixes its body retries with the same
+# key, and a stored refusal would only let one caller decide what another's retry gets.
+NOT_KEPT = frozenset({400, 401, 403, 404, 413, 422, 429})
 
 # Records carry the tenant id as text, not a foreign key: offboarding clears them by owner.
 onboarding.UNOWNED_TENANT_ROWS.append(IdempotencyRecord.owner)

@@ -7,6 +7,7 @@ violation with its path (`policies[1].steps[2].fee`), so a client fixes a policy
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,9 @@ ACTIONS = ("reminder", "collection_notice")
 CHANNELS = ("email", "sms", "letter", "phone")
 DEBTOR_TYPES = ("b2b", "b2c")
 INTEREST_MODES = ("statutory", "contract", "none")
+# A name is shown in lists and letters and stored as text: one line, nothing unprintable
+# (PostgreSQL text cannot even hold NUL).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # A step more than this many days from the due date is almost certainly a typo.
 DAY_RANGE = (-90, 730)
 
@@ -181,6 +185,8 @@ def _parse_one(item: Any, path: str, rules: Rules) -> tuple[Policy | None, list[
     name = item.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         r.bad("name", "required: a name of 1 to 200 characters")
+    elif _CONTROL.search(name):
+        r.bad("name", "one line without control characters")
     segment = _segment(item.get("segment", {}), _at(path, "segment"), r)
     steps = _steps(item.get("steps"), _at(path, "steps"), r, rules)
     escalate = r.integer("escalate_after_days", None, low=0, high=DAY_RANGE[1])

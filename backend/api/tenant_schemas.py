@@ -60,6 +60,10 @@ Slug = Annotated[
 ]
 
 
+# backend.idempotency keeps no secret: a replayed answer carries null where it was shown.
+REDACTED = "; null in a replay of this request (same Idempotency-Key): secrets are never stored"
+
+
 class Tenant(Struct):
     id: UUID
     slug: Slug
@@ -73,14 +77,14 @@ class Tenant(Struct):
 class FirstAdmin(Struct):
     id: UUID
     email: str
-    password: Annotated[str, Meta(description="shown this once")]
+    password: Annotated[str, Meta(description="shown this once" + REDACTED)] | None
 
 
 class OnboardedTenant(Tenant):
     """A new tenant with its first admin and default API key, whose secrets are shown once."""
 
     admin: FirstAdmin
-    api_key: Annotated[str, Meta(description="shown this once")]
+    api_key: Annotated[str, Meta(description="shown this once" + REDACTED)] | None
 
 
 class ApiKey(Struct):
@@ -98,7 +102,7 @@ class CreatedApiKey(Struct):
     name: str
     prefix: str
     scopes: list[Scope]
-    key: Annotated[str, Meta(description="the secret, shown this once")]
+    key: Annotated[str, Meta(description="the secret, shown this once" + REDACTED)] | None
     created_at: datetime
 
 
@@ -115,7 +119,7 @@ class InvitedUser(Struct):
     id: UUID
     email: str
     role: TenantRole
-    password: Annotated[str, Meta(description="shown this once")]
+    password: Annotated[str, Meta(description="shown this once" + REDACTED)] | None
     created_at: datetime
 
 

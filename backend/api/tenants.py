@@ -95,7 +95,7 @@ class TenantController(Controller):
         self, data: JSONBody[TenantIn], principal: NamedDependency[Principal]
     ) -> OnboardedTenant:
         errors = []
-        if not SLUG.match(data.slug):
+        if not SLUG.fullmatch(data.slug):  # `$` alone would let "x\n" through
             errors.append(FieldError("slug", "lowercase letters, digits and inner hyphens only"))
         if data.country not in COUNTRIES:
             errors.append(FieldError("country", f"unknown ISO 3166 country {data.country!r}"))

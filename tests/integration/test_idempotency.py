@@ -29,12 +29,17 @@ async def test_same_key_same_body_replays_the_first_answer(client, tenant):
     assert await book_counts(tenant.id) == (1, 2, 0)
 
 
-async def test_errors_are_replayed_too(client, tenant):
+async def test_invalid_input_keeps_no_record_so_the_fixed_body_can_use_the_key(client, tenant):
     headers = {**tenant.key, "Idempotency-Key": "bad-batch"}
-    body = {"invoices": [invoice("E-1", amount=-1)]}
-    first = await client.post(tenant.path("/invoices/batch"), json=body, headers=headers)
-    again = await client.post(tenant.path("/invoices/batch"), json=body, headers=headers)
-    assert first.status_code == again.status_code == 422 and first.json() == again.json()
+    bad = {"invoices": [invoice("E-1", amount=-1)]}
+    first = await client.post(tenant.path("/invoices/batch"), json=bad, headers=headers)
+    assert first.status_code == 422
+    assert await IdempotencyRecord.count().where(IdempotencyRecord.key == "bad-batch") == 0
+    fixed = {"invoices": [invoice("E-1")]}
+    r = await client.post(tenant.path("/invoices/batch"), json=fixed, headers=headers)
+    assert r.status_code == 200 and r.json()["created"] == 1
+    again = await client.post(tenant.path("/invoices/batch"), json=fixed, headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"
 
 
 async def test_keys_are_scoped_to_the_tenant(client, admin, tenant):

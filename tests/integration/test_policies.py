@@ -142,6 +142,8 @@ async def test_every_rule_violation_is_named_by_its_path_and_nothing_is_stored(c
         {"policy": {"policies": [B2C]}},
         {"policy": []},
         {"policy": {"name": "x" * 500}},
+        {"policy": variant(B2C, name="a\u0000b")},
+        {"policy": variant(B2C, name="two\nlines")},
         {"policy": B2C, "extra": 1},
         {"policy": variant(B2C, steps=[{"day": 10**12, "action": "reminder", "channel": "sms"}])},
         {"policy": variant(B2C, steps="all of them")},

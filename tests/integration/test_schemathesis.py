@@ -186,16 +186,7 @@ def test_every_answer_is_documented(api_schema: Any, world: World) -> None:
 HOSTILE_TEXT = "a\x00b"
 # Cases found failing and left to their files' owners, per engine: (operation, where) ->
 # what to fix. Only these may fail; one that passes again is reported to be struck off.
-KNOWN: dict[str, dict[tuple[str, str], str]] = {
-    "postgres": {
-        ("POST /api/v1/auth/login", "body['email']"): "500: NUL reaches PostgreSQL "
-        "(LoginIn.email needs the SINGLE_LINE pattern)",
-        ("GET /api/v1/tenants/{tenant_id}/invoices", "query.debtor"): "500: NUL reaches "
-        "PostgreSQL (the debtor filter needs the SINGLE_LINE pattern)",
-        ("GET /api/v1/tenants/{tenant_id}/invoices", "query.external_id"): "500: NUL "
-        "reaches PostgreSQL (the external_id filter needs the SINGLE_LINE pattern)",
-    },
-}
+KNOWN: dict[str, dict[tuple[str, str], str]] = {}
 MAX_LEAVES = 12  # body fields tried per operation, so a batch body stays a few requests
 
 
