@@ -135,19 +135,6 @@ class Channel(Protocol):
     ) -> SendResult: ...
 
 
-def _policy_for(
-    live: list[tuple[UUID, int, Policy]], debtor_type: str, amount: int
-) -> tuple[UUID, int, Policy] | None:
-    for entry in live:
-        segment = entry[2].segment
-        if segment.debtor_type not in (None, debtor_type) or amount < segment.min_amount:
-            continue
-        if segment.max_amount is not None and amount > segment.max_amount:
-            continue
-        return entry
-    return None
-
-
 async def plan(scope: TenantScope, on: date) -> Plan:
     """What a run on `on` does, read from the book as it stands."""
     result = Plan(on)
@@ -205,7 +192,7 @@ async def plan(scope: TenantScope, on: date) -> Plan:
             )
     for row in rows:
         invoice = str(row["id"])
-        chosen = _policy_for(live, row["debtor_type"], row["amount"])
+        chosen = policies.governing(live, row["debtor_type"], row["amount"])
         if chosen is None or invoice in today_taken:
             continue
         policy_id, version, policy = chosen
@@ -286,7 +273,7 @@ async def accrue_interest(scope: TenantScope, on: date) -> int:
     rates = await reference_rates.load()
     updates = []
     for row in rows:
-        chosen = _policy_for(live, row["debtor_type"], row["amount"])
+        chosen = policies.governing(live, row["debtor_type"], row["amount"])
         if chosen is None:
             continue
         key = str(row["id"])

@@ -32,19 +32,6 @@ class PlanConflict(ClientException):
     status_code = 409
 
 
-def _policy_for(
-    live: list[tuple[Any, int, Policy]], debtor_type: str, amount: int
-) -> Policy | None:
-    for _, _, policy in live:
-        segment = policy.segment
-        if segment.debtor_type not in (None, debtor_type) or amount < segment.min_amount:
-            continue
-        if segment.max_amount is not None and amount > segment.max_amount:
-            continue
-        return policy
-    return None
-
-
 def split(total: int, count: int) -> list[int]:
     """`total` in `count` instalments of whole minor units; the first ones take the remainder."""
     base, extra = divmod(total, count)
@@ -81,9 +68,10 @@ async def create(
         ):
             raise PlanConflict("the invoice has an active plan")
         outstanding = max(0, invoice["amount"] - invoice["paid_amount"])
-        policy = _policy_for(
+        governing = policies.governing(
             await policies.live_set(scope), invoice["debtor_type"], invoice["amount"]
         )
+        policy = governing[2] if governing else None
         errors = _check(policy, outstanding, installments, first_due, today)
         if errors:
             raise InvalidInput(errors)

@@ -273,6 +273,13 @@ async def retire(scope: TenantScope, policy_id: UUID, number: int) -> dict[str, 
     return await version(scope, policy_id, number)
 
 
+def governing(
+    live: list[tuple[UUID, int, Policy]], debtor_type: str, amount: int
+) -> tuple[UUID, int, Policy] | None:
+    """The live version an invoice follows (live segments never overlap: at most one)."""
+    return next((entry for entry in live if entry[2].segment.takes(debtor_type, amount)), None)
+
+
 async def live_set(scope: TenantScope) -> list[tuple[UUID, int, Policy]]:
     """(policy id, version number, policy) of every live version: the tenant's policy set."""
     rows = (

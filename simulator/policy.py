@@ -40,6 +40,12 @@ class Segment:
     min_amount: int = 0
     max_amount: int | None = None
 
+    def takes(self, debtor_type: str, amount: int) -> bool:
+        """Whether one invoice falls in this segment (`mask` for arrays of them)."""
+        if self.debtor_type not in (None, debtor_type) or amount < self.min_amount:
+            return False
+        return self.max_amount is None or amount <= self.max_amount
+
     def mask(self, debtor_type: np.ndarray, amount: np.ndarray) -> np.ndarray:
         """Which invoices (arrays of 'b2b'/'b2c' and minor-unit amounts) this segment takes."""
         selected = amount >= self.min_amount
