@@ -238,7 +238,7 @@ async def build(n: int, scope: Any) -> dict[str, Any]:
     import msgspec
 
     from backend import cases, policies
-    from backend.dunning import STEP_COLUMNS, _policy_for
+    from backend.dunning import STEP_COLUMNS
     from backend.ingest import InvoiceBatch, PaymentBatch, ingest_invoices, ingest_payments
     from backend.tables import DunningStep, Invoice, TenantProfile
     from tenants.transactions import write_transaction
@@ -293,7 +293,7 @@ async def build(n: int, scope: Any) -> dict[str, Any]:
     history = []
     escalated: list[tuple[UUID, int]] = []
     for row in book:
-        chosen = _policy_for(live, row["debtor_type"], row["amount"])
+        chosen = policies.governing(live, row["debtor_type"], row["amount"])
         if chosen is None:
             continue
         policy_id, version, policy = chosen
