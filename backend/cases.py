@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 
 from litestar.exceptions import ClientException
 
+from backend import events
 from backend.tables import CaseNote, CollectionCase, Invoice
 from backend.validation import FieldError, InvalidInput
 from tenants import onboarding
@@ -54,6 +55,10 @@ async def open_cases(scope: TenantScope, invoices: list[tuple[UUID, int]], on: d
     )
     await scope.update_many(
         Invoice, "id", ("state",), [("in_collection", invoice) for invoice, _ in invoices]
+    )
+    await events.record_many(
+        scope,
+        [("case_opened", invoice, {"outstanding": amount}) for invoice, amount in invoices],
     )
     return len(invoices)
 

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 from litestar.exceptions import ClientException, NotFoundException
 
-from backend import policies
+from backend import events, policies
 from backend.tables import Instalment, Invoice, PaymentPlan
 from backend.validation import FieldError, InvalidInput
 from simulator.policy import Policy
@@ -111,6 +111,7 @@ async def create(
         await scope.audit(
             "plan.created", "invoice", invoice_id, instalments=installments, setup_fee=fee
         )
+        await events.record(scope, "plan_created", invoice_id, instalments=amounts, setup_fee=fee)
     return await get(scope, invoice_id)
 
 
@@ -203,6 +204,8 @@ async def check(scope: TenantScope, on: date) -> tuple[int, int]:
         if state:
             await scope.update(Invoice, {Invoice.state: state}).where(Invoice.id == plan["invoice"])
         await scope.audit(f"plan.{status}", "invoice", plan["invoice"], on=on.isoformat())
+        if status == "broken":
+            await events.record(scope, "instalment_missed", plan["invoice"], on=on.isoformat())
         if status == "completed":
             completed += 1
         else:

@@ -36,6 +36,8 @@ async def test_escalation_opens_a_case_that_staff_work_to_its_end(client, admin)
     again = (await client.post(tenant.path("/dunning/run"), json={}, headers=session)).json()
     assert again["escalated"] == 0  # once
 
+    opened = (await client.get(tenant.path("/events?kind=case_opened"), headers=session)).json()
+    assert len(opened["items"]) == 1 and opened["items"][0]["data"]["outstanding"] == 100_000
     own = (await client.get(tenant.path("/cases"), headers=session)).json()["items"]
     assert len(own) == 1 and own[0]["invoice_external_id"] == "OLD"
     assert own[0]["status"] == "open" and own[0]["amount"] == 100_000

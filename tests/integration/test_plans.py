@@ -85,6 +85,13 @@ async def test_a_plan_holds_the_flow_until_an_instalment_is_missed(client, admin
     scope = await TenantScope.open(UUID(tenant.id), staff)
     await record(scope, tomorrow)  # the run of tomorrow, as the scheduler will make it
     assert (await client.get(other, headers=session)).json()["status"] == "broken"
+    kinds = [
+        e["kind"]
+        for e in (await client.get(tenant.path("/events?limit=100"), headers=session)).json()[
+            "items"
+        ]
+    ]
+    assert kinds.count("plan_created") == 2 and kinds.count("instalment_missed") == 1
     detail = (await client.get(tenant.path(f"/invoices/{ids['PL-1']}"), headers=session)).json()
     assert detail["status"] == "overdue"  # back in the flow
 
