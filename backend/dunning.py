@@ -164,7 +164,7 @@ async def plan(scope: TenantScope, on: date) -> Plan:
     if not rows:
         return result
     taken: dict[Any, int] = defaultdict(int)
-    today_taken: set[Any] = set()
+    today_taken: set[Any] = set()  # invoices with a contact on or after `on`
     charged: dict[Any, Charged] = defaultdict(Charged)
     for taken_step in await scope.select(
         DunningStep,
@@ -177,7 +177,9 @@ async def plan(scope: TenantScope, on: date) -> Plan:
     ):
         invoice = str(taken_step["invoice"])
         taken[invoice] += 1
-        if taken_step["run_date"] == on and taken_step["status"] != "skipped":
+        # One contact per invoice per run, and never a step dated before one already taken:
+        # a run dated in the past must not send later steps with earlier dates.
+        if _day(taken_step["run_date"]) >= on and taken_step["status"] != "skipped":
             today_taken.add(invoice)
         if taken_step["fee_kind"] and taken_step["status"] != "failed":
             kind = taken_step["fee_kind"]
@@ -294,6 +296,16 @@ async def accrue_interest(scope: TenantScope, on: date) -> int:
 
 def _day(value: date | str) -> date:
     return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+async def latest_run(scope: TenantScope) -> date | None:
+    """The date of the tenant's latest run, if any: runs go forward from it."""
+    row = (
+        await scope.select(DunningRun, DunningRun.run_date)
+        .order_by(DunningRun.run_date, ascending=False)
+        .first()
+    )
+    return _day(row["run_date"]) if row else None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
@@ -21,7 +21,7 @@ from backend.channels.phone import CallOutcome
 from backend.channels.sms import SmsChannel
 from backend.settings import Settings
 from backend.tables import DunningStep, Invoice, Letter, TenantProfile
-from backend.validation import MULTI_LINE
+from backend.validation import MULTI_LINE, FieldError, InvalidInput
 from tenants.access import Principal
 from tenants.scope import AgencyScope, TenantScope
 from tenants.transactions import write_transaction
@@ -156,6 +156,20 @@ class RunInFuture(ClientException):
     status_code = 422
 
 
+# Dates a preview or a run may take: the engine counts days from due dates and adds up to
+# two years of steps to them, which must stay inside the calendar.
+EARLIEST = date(2000, 1, 1)
+LATEST_AHEAD_DAYS = 3660
+
+
+def _within_calendar(on: date) -> date:
+    if not EARLIEST <= on <= today() + timedelta(days=LATEST_AHEAD_DAYS):
+        raise InvalidInput(
+            [FieldError("date", f"from {EARLIEST.isoformat()} to ten years from today")]
+        )
+    return on
+
+
 def channels_for(settings: Settings) -> dict[str, dunning.Channel]:
     return {
         "email": EmailChannel.from_settings(settings),
@@ -173,7 +187,7 @@ class DunningController(Controller):
         tenant: NamedDependency[TenantScope],
         date: Annotated[date | None, QueryParameter(description="default: today")] = None,
     ) -> PreviewOut:
-        planned = await dunning.plan(tenant, date or today())
+        planned = await dunning.plan(tenant, _within_calendar(date or today()))
         steps = [
             PlannedOut(**{name: getattr(s, name) for name in PlannedOut.__struct_fields__})
             for s in planned.steps
@@ -198,9 +212,15 @@ class DunningController(Controller):
         settings: NamedDependency[Settings],
         data: JSONBody[RunIn | None] = None,
     ) -> RunOut:
-        on = (data.date if data else None) or today()
+        on = _within_calendar((data.date if data else None) or today())
         if on > today():
             raise RunInFuture("a run cannot be dated in the future: preview it instead")
+        latest = await dunning.latest_run(tenant)
+        if latest is not None and on < latest:
+            raise RunInFuture(
+                f"runs go forward: the last run was dated {latest.isoformat()}, so a run "
+                "dated before it could only send later steps with earlier dates"
+            )
         result = await dunning.run(tenant, on, channels_for(settings))
         return RunOut(**dataclasses.asdict(result))
 

@@ -243,7 +243,8 @@ async def test_bad_input_to_the_engine(engine_server, admin):
             ("post", "/dunning/run", {"date": "2026-02-30"}, 422),
             ("post", "/dunning/run", {"when": "now"}, 422),
             ("get", "/dunning/preview?date=yesterday", None, 422),
-            ("get", "/dunning/preview?date=9999-12-31", None, 200),
+            ("get", "/dunning/preview?date=9999-12-31", None, 422),  # was a 500 (overflow)
+            ("post", "/dunning/run", {"date": "0001-01-01"}, 422),
             ("put", "/profile", {"bankgiro": "12"}, 422),
             ("put", "/profile", {"dispute_email": "a@b.c\r\nBcc: x@y.z"}, 422),
             ("put", "/profile", {"language": "de"}, 422),
@@ -420,3 +421,27 @@ async def test_phone_steps_are_call_tasks_whose_outcome_steers_the_flow(engine_s
         after = (today + timedelta(days=6)).isoformat()
         resumed = await http.get(tenant.path(f"/dunning/preview?date={after}"), headers=session)
         assert {s["external_id"] for s in resumed.json()["steps"]} == {"CALL-0", "CALL-1"}
+
+
+async def test_runs_go_forward_a_past_date_cannot_send_later_steps(engine_server, admin):
+    """Found by a probe: after today's run, a run dated yesterday took the next step (with
+    its fee) dated before the one already sent."""
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        today = date.today()
+        rows = [
+            invoice(
+                "FWD", debtor="D-F", issue=today - timedelta(days=60), due_in=30, fee_agreed=True
+            )
+        ]
+        tenant, session, ids = await _setup(http, admin, rows=rows)
+        first = await http.post(tenant.path("/dunning/run"), json={}, headers=session)
+        assert first.json()["recorded"] == 1
+        back = (today - timedelta(days=1)).isoformat()
+        r = await http.post(tenant.path("/dunning/run"), json={"date": back}, headers=session)
+        assert r.status_code == 422 and "forward" in r.json()["message"]
+        preview = await http.get(tenant.path(f"/dunning/preview?date={back}"), headers=session)
+        assert preview.json()["steps"] == []  # nothing dated before a step already taken
+        contacts = (
+            await http.get(tenant.path(f"/invoices/{ids['FWD']}/contacts"), headers=session)
+        ).json()
+        assert len([c for c in contacts if c["status"] != "skipped"]) == 1
