@@ -84,7 +84,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.log_level.upper()]
-        )
+        ),
+        # Tracebacks without the frames' variables: those hold request headers and bodies
+        # (API keys, session tokens, passwords), which a log must never carry.
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True),
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
+        ],
     )
     rate_limit = RateLimitConfig(
         rate_limit=("minute", settings.rate_limit_per_minute),
