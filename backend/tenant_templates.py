@@ -9,9 +9,12 @@ every channel it sends through; `preview` shows what a debtor would get, without
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
+
+import anyio.to_thread
 
 from backend.channels.message import (
     Creditor,
@@ -77,9 +80,22 @@ def render(
     current: dict[str, str], kind: str, channel: str, language: str, creditor: str, on: dt.date
 ) -> Rendered:
     try:
-        return templates_for(current).render_message(sample(kind, channel, language, creditor, on))
+        templates = templates_for(current)
+        message = sample(kind, channel, language, creditor, on)
+        templates.render_call_script(message)  # the call script too: no template goes unchecked
+        return templates.render_message(message)
     except (TemplateProblem, MessageError) as exc:
         raise InvalidInput([FieldError("source", str(exc)[:500])]) from exc
+
+
+async def render_off_loop(
+    current: dict[str, str], kind: str, channel: str, language: str, creditor: str, on: dt.date
+) -> Rendered:
+    """`render` in a worker thread: a tenant's template, however bounded, is not rendered on
+    the event loop that answers everyone else."""
+    return await anyio.to_thread.run_sync(
+        functools.partial(render, current, kind, channel, language, creditor, on)
+    )
 
 
 async def save(scope: TenantScope, name: str, source: str, creditor: str) -> dict[str, Any]:
@@ -90,7 +106,7 @@ async def save(scope: TenantScope, name: str, source: str, creditor: str) -> dic
     current = {**await overrides(scope), name: source}
     today = datetime.now(UTC).date()
     for kind in ACTIONS:
-        render(current, kind, "email", language, creditor, today)
+        await render_off_loop(current, kind, "email", language, creditor, today)
     async with write_transaction():
         await scope.delete(TenantTemplate).where(TenantTemplate.name == name)
         await scope.insert(

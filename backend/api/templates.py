@@ -100,7 +100,7 @@ class TemplateController(Controller):
     async def preview(
         self, tenant: NamedDependency[TenantScope], data: JSONBody[PreviewIn]
     ) -> RenderedOut:
-        rendered = tenant_templates.render(
+        rendered = await tenant_templates.render_off_loop(
             await tenant_templates.overrides(tenant),
             data.kind,
             data.channel,

@@ -100,7 +100,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     and arithmetic that cannot build a gigabyte string or a number with a million digits
     (the sandbox alone allows `'x' * 10**9` and `'x'.center(10**9)`)."""
 
-    intercepted_binops = frozenset({"*", "**", "+"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if isinstance(obj, LoopContext):
@@ -116,6 +116,18 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             base_bits = left.bit_length() if isinstance(left, int) else 64
             if abs(right) > MAX_EXPONENT or base_bits * abs(right) > MAX_POWER_BITS:
                 raise TemplateProblem("an exponent too large for a template")
+        if operator == "%" and isinstance(left, str):
+            # "%s%s" % (a, a) doubles a string per step like `~` would: write {{ a }}{{ a }}
+            raise TemplateProblem("string formatting with % is not allowed in a template")
+        if (
+            operator == "*"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and left.bit_length() + right.bit_length() > MAX_POWER_BITS
+        ):
+            # Squaring a number again and again grows it without bound (a probe held a worker
+            # for minutes with 22 squarings of 10**60).
+            raise TemplateProblem("a number too large for a template")
         if operator == "*":
             for sequence, times in ((left, right), (right, left)):
                 if (
@@ -231,8 +243,24 @@ def _cached(overrides: tuple[tuple[str, str], ...]) -> Templates:
     return Templates(dict(overrides))
 
 
+# Nodes a tenant's template may not contain: `~` joins strings with no check on their length
+# (doubling one 30 times is 10 GB), and an include or import runs another template inside
+# this one, which multiplies loops across templates the one-template loop rule cannot see.
+REFUSED_NODES: tuple[tuple[type[nodes.Node], str], ...] = (
+    (nodes.Concat, "`~` joins are not allowed: write {{ a }}{{ b }}"),
+    (nodes.Include, "includes are not allowed in tenant templates"),
+    (nodes.Import, "imports are not allowed in tenant templates"),
+    (nodes.FromImport, "imports are not allowed in tenant templates"),
+    (nodes.Extends, "extends is not allowed in tenant templates"),
+)
+
+
 def _refuse_unsafe(name: str, tree: nodes.Template) -> None:
-    """No loop inside a loop (a bounded range still multiplies), no recursive loops."""
+    """No loop inside a loop (a bounded range still multiplies), no recursive loops, none of
+    `REFUSED_NODES`."""
+    for node_type, why in REFUSED_NODES:
+        if next(iter(tree.find_all(node_type)), None) is not None:
+            raise TemplateProblem(f"{name}: {why}")
     for loop in tree.find_all(nodes.For):
         if loop.recursive or next(iter(loop.find_all(nodes.For)), None) is not None:
             raise TemplateProblem(f"{name}: nested or recursive loops are not allowed")

@@ -36,11 +36,22 @@ async def test_overrides_are_checked_previewed_and_used(client, admin):
             422,
         ),
         ({"source": "x" * 30_000}, 422),
+        # found by a probe: each held a worker for seconds to minutes, or built 335 MB
+        ({"source": "{% set a = 10**60 %}" + "{% set a = a*a %}" * 22 + "{{ a > 5 }}"}, 422),
+        ({"source": "{% set a = 'xxxxxxxxxx' %}" + "{% set a = a ~ a %}" * 25 + "{{ a }}"}, 422),
+        ({"source": "{% set a = 'xx' %}{% set a = '%s%s' % (a, a) %}{{ a }}"}, 422),
+        ({"source": "{% for i in range(100) %}{% include 'sv/call.txt' %}{% endfor %}"}, 422),
+        ({"source": "{% import 'sv/call.txt' as c %}x"}, 422),
+        ({"source": "{% extends 'sv/call.txt' %}"}, 422),
         ({"source": ""}, 422),
         ({}, 422),
     ):
         r = await client.put(body, json=bad, headers=session)
         assert r.status_code == status, (bad, r.text)
+    broken_call = await client.put(
+        tenant.path("/templates/sv/call.txt"), json={"source": "{{ nobody }}"}, headers=session
+    )
+    assert broken_call.status_code == 422  # the call script is checked too
     unknown = await client.put(
         tenant.path("/templates/sv/nothing.txt"), json={"source": "x"}, headers=session
     )
