@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -92,16 +93,23 @@ def url_problem(url: str, env: str) -> str | None:
         return "only https:// (http:// to the loopback host outside production only)"
     if parts.scheme != "https":
         return "only https:// URLs receive webhooks"
-    if env == "production" and (host == "localhost" or _internal_address(host)):
+    if env == "production" and (host.rstrip(".") == "localhost" or _internal_address(host)):
         return "an internal address (loopback, private, link-local or reserved) is refused"
     return None
 
 
 def _internal_address(host: str) -> bool:
+    """Whether `host` is an address that is not global, in any notation the resolver takes:
+    inet_aton reads "127.1", "2130706433", "0x7f000001" and "0177.0.0.1" as 127.0.0.1 too
+    (a probe reached a local listener through each)."""
+    host = host.rstrip(".")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False  # a name: not resolved here (see the module's docstring)
+        try:
+            address = ipaddress.ip_address(socket.inet_aton(host))
+        except OSError:
+            return False  # a name: not resolved here (see the module's docstring)
     return not address.is_global
 
 
