@@ -10,14 +10,17 @@ server's loop, which is how an hourly purge used to leak one connection per run.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import structlog
 
-from backend.database import current, pool_in_use
+from backend.database import close_pool, current, open_pool, pool_in_use
 from backend.idempotency import purge_expired
 from backend.settings import Settings, get_settings
 
 log = structlog.get_logger("kravlab.jobs")
+T = TypeVar("T")
 
 
 async def purge_idempotency_keys_now(settings: Settings) -> int:
@@ -27,9 +30,26 @@ async def purge_idempotency_keys_now(settings: Settings) -> int:
     return purged
 
 
+def _in_worker(core: Callable[[Settings], Awaitable[T]]) -> T:
+    """Run a job's async core in an RQ worker: its own loop, with a connection pool for the
+    job's length (without one every read outside a transaction opens a connection: the
+    dunning delivery measured 4.3x slower, bench/dunning.py --no-pool)."""
+    settings = get_settings()
+
+    async def pooled() -> T:
+        engine = current()
+        await open_pool(engine, settings)
+        try:
+            return await core(settings)
+        finally:
+            await close_pool(engine)
+
+    return asyncio.run(pooled())
+
+
 def purge_idempotency_keys() -> int:
     """RQ's entry point of `purge_idempotency_keys_now`."""
-    return asyncio.run(purge_idempotency_keys_now(get_settings()))
+    return _in_worker(purge_idempotency_keys_now)
 
 
 async def run_dunning_now(settings: Settings) -> int:
@@ -67,7 +87,7 @@ async def run_dunning_now(settings: Settings) -> int:
 
 def run_dunning() -> int:
     """RQ's entry point of `run_dunning_now`."""
-    return asyncio.run(run_dunning_now(get_settings()))
+    return _in_worker(run_dunning_now)
 
 
 async def deliver_webhooks_now(settings: Settings) -> int:
@@ -99,4 +119,4 @@ async def deliver_webhooks_now(settings: Settings) -> int:
 
 def deliver_webhooks() -> int:
     """RQ's entry point of `deliver_webhooks_now`."""
-    return asyncio.run(deliver_webhooks_now(get_settings()))
+    return _in_worker(deliver_webhooks_now)
