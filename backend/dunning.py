@@ -246,7 +246,7 @@ async def accrue_interest(scope: TenantScope, on: date) -> int:
     """Store each overdue invoice's outstanding late interest as of `on`; returns how many.
 
     Only invoices under a live policy: the policy says whether interest is statutory, by
-    contract or not charged. Must run inside the run's write transaction.
+    contract or not charged. Run in a write transaction of its own (after the run's).
     """
     live = await policies.live_set(scope)
     if not live:
@@ -373,7 +373,6 @@ async def record(scope: TenantScope, on: date) -> tuple[Plan, bool]:
             )
         await cases.open_cases(scope, [(i, amount) for i, _, amount in planned.escalations], on)
         await plans.check(scope, on)  # a missed instalment puts the invoice back in the flow
-        await accrue_interest(scope, on)
         if planned.contacts or planned.escalations:
             await scope.audit(
                 "dunning.run",
@@ -390,6 +389,10 @@ async def record(scope: TenantScope, on: date) -> tuple[Plan, bool]:
 async def run(scope: TenantScope, on: date, channels: dict[str, Channel]) -> RunResult:
     """Record the run of `on`, then deliver what is waiting."""
     planned, already = await record(scope, on)
+    # Interest has no bearing on which steps were taken: outside the run's lock, so the
+    # tenant's next run or batch does not wait for it (71 of 121 s at 1 M invoices).
+    async with write_transaction():
+        await accrue_interest(scope, on)
     delivery = await deliver(scope, channels, on)
     return RunResult(
         run_date=on,
