@@ -70,6 +70,9 @@ class Invoice(Table, tablename="invoices"):
     content_hash = Varchar(length=32)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    # `live` (pushed by the ERP: the dunning engine works it) or `import` (history loaded by
+    # `POST /imports`: the simulator learns from it, the engine leaves it alone).
+    origin = Varchar(length=8, default="live")
 
 
 class Payment(Table, tablename="payments"):
@@ -348,3 +351,89 @@ class TenantTemplate(Table, tablename="tenant_templates"):
     name = Varchar(length=64)
     source = Text()
     updated_at = Timestamptz()
+
+
+class Contact(Table, tablename="contacts"):
+    """A contact made before kravlab (formats §1 `actions.csv`), loaded by an import: the
+    history the simulator learns from beside the engine's own `dunning_steps`."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    invoice = ForeignKey(Invoice, null=False, on_delete=OnDelete.cascade, index=True)
+    date = Date()
+    action = Varchar(length=32)
+    channel = Varchar(length=16, null=True, default=None)
+    fee = BigInt(default=0)
+    import_id = UUID(null=True, default=None)
+
+
+class Import(Table, tablename="imports"):
+    """One `POST /imports`: its files wait under `var/imports/<id>/` until a job loads them
+    all or nothing. `status`: queued, running, done, failed; `errors` is JSON (file, line,
+    column, message) capped like every error list, `error_count` the whole count."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade, index=True)
+    status = Varchar(length=16, default="queued")
+    progress = Integer(default=0)  # per mille, so the column stays an integer
+    stage = Varchar(length=32, default="queued")
+    invoices = Integer(default=0)
+    payments = Integer(default=0)
+    contacts = Integer(default=0)
+    errors = Text(default="[]")
+    error_count = Integer(default=0)
+    created_by = Varchar(length=80)
+    created_at = Timestamptz()
+    started_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None)
+
+
+class TenantModel(Table, tablename="tenant_models"):
+    """A payment-behaviour model fitted to one tenant's book (formats §5 file under
+    `var/models/`), with the fingerprint of the data it saw. `status`: queued, running,
+    done, failed; the newest `done` one serves."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade, index=True)
+    status = Varchar(length=16, default="queued")
+    path = Varchar(length=512, null=True, default=None)
+    fingerprint = Varchar(length=64, null=True, default=None)
+    invoices = Integer(default=0)
+    summary = Text(default="{}")  # parameters, priors, warnings, backtest (JSON)
+    error = Varchar(length=500, null=True, default=None)
+    created_at = Timestamptz()
+    fitted_at = Timestamptz(null=True, default=None)
+
+
+class Simulation(Table, tablename="simulations"):
+    """A what-if request and, once done, its forecast (formats §3). `request_key` hashes
+    the request with the data fingerprint, so an identical request on unchanged data reuses
+    the stored result. `status`: queued, running, done, failed, cancelled."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade, index=True)
+    status = Varchar(length=16, default="queued")
+    progress = Integer(default=0)  # per mille
+    request = Text()
+    request_key = Varchar(length=64, index=True)
+    fingerprint = Varchar(length=64, null=True, default=None)
+    model = UUID(null=True, default=None)
+    result = Text(null=True, default=None)
+    error = Varchar(length=500, null=True, default=None)
+    created_by = Varchar(length=80)
+    created_at = Timestamptz()
+    started_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None)
+
+
+class SimulatedVersion(Table, tablename="simulated_versions"):
+    """A policy version a simulation forecast as a candidate, against the live versions of
+    `baseline` (JSON list of [policy, version]): what the go-live gate looks up."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    simulation = ForeignKey(Simulation, null=False, on_delete=OnDelete.cascade, index=True)
+    policy = UUID()
+    version = Integer()
+    name = Varchar(length=128)
+    baseline = Varchar(length=2000)
