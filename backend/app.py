@@ -18,7 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.stores.file import FileStore
 from litestar.stores.registry import StoreRegistry
 
-from backend import database
+from backend import database, simulations
 from backend.api.auth import AuthController
 from backend.api.book import InvoiceController
 from backend.api.cases import AgencyCaseController, CaseController
@@ -28,12 +28,14 @@ from backend.api.events import EventController
 from backend.api.ops import Health
 from backend.api.policies import PolicyController
 from backend.api.reference_rates import ReferenceRateController
+from backend.api.simulations import SimulationController
 from backend.api.statuses import DocumentedStatuses
 from backend.api.templates import TemplateController
 from backend.api.tenants import AgencyAuditController, TenantController
 from backend.api_docs import render_plugins, static_files
 from backend.errors import EXCEPTION_HANDLERS, check_body
 from backend.idempotency import IdempotencyMiddleware
+from backend.policies import ACTIVATION_GATES
 from backend.queue import drain, run_periodic_in_process
 from backend.settings import Settings, get_settings
 from tenants.access import Principal, authorize
@@ -81,6 +83,9 @@ def _stores(settings: Settings) -> StoreRegistry:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     engine = database.bind(settings)  # this app's database, decided here and not at import
+    # Nothing goes live unsimulated: the simulation service's gate on policy activation.
+    if simulations.activation_gate not in ACTIVATION_GATES:
+        ACTIVATION_GATES.append(simulations.activation_gate)
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.log_level.upper()]
@@ -127,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             InvoiceController,
             ReferenceRateController,
             PolicyController,
+            SimulationController,
             DunningController,
             EventController,
             CaseController,

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
 from backend.database import close_pool, current, open_pool, pool_in_use
 from backend.idempotency import purge_expired
 from backend.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from tenants.scope import TenantScope
 
 log = structlog.get_logger("kravlab.jobs")
 T = TypeVar("T")
@@ -120,3 +123,46 @@ async def deliver_webhooks_now(settings: Settings) -> int:
 def deliver_webhooks() -> int:
     """RQ's entry point of `deliver_webhooks_now`."""
     return _in_worker(deliver_webhooks_now)
+
+
+async def _tenant_scope(tenant_id: str) -> TenantScope:
+    """The scope a job works a tenant's rows in: the system acting for the agency."""
+    from uuid import UUID
+
+    from tenants.access import ROLE_GRANTS, Principal
+    from tenants.scope import TenantScope
+
+    system = Principal(
+        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+    )
+    return await TenantScope.open(UUID(tenant_id), system)
+
+
+async def fit_model_now(settings: Settings, tenant_id: str, model_id: str) -> None:
+    """Fit a tenant's behaviour model under its row (`POST /model`, or a refit)."""
+    from uuid import UUID
+
+    from backend import tenant_model
+
+    scope = await _tenant_scope(tenant_id)
+    await tenant_model.fit_now(scope, settings, UUID(model_id))
+
+
+def fit_model(tenant_id: str, model_id: str) -> None:
+    """RQ's entry point of `fit_model_now`."""
+    _in_worker(lambda settings: fit_model_now(settings, tenant_id, model_id))
+
+
+async def run_simulation_now(settings: Settings, tenant_id: str, simulation_id: str) -> str:
+    """Forecast one queued simulation; returns its final status."""
+    from uuid import UUID
+
+    from backend import simulations
+
+    scope = await _tenant_scope(tenant_id)
+    return await simulations.run_now(scope, settings, UUID(simulation_id))
+
+
+def run_simulation(tenant_id: str, simulation_id: str) -> str:
+    """RQ's entry point of `run_simulation_now`."""
+    return _in_worker(lambda settings: run_simulation_now(settings, tenant_id, simulation_id))

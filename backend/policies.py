@@ -57,7 +57,9 @@ class Activation:
     policy: Policy
 
 
-ActivationGate = Callable[[Activation], Awaitable[None]]
+# A gate refuses with GateRefused, or lets the version through with what it found (the
+# simulation service answers the simulated effect), shown with the activated version.
+ActivationGate = Callable[[Activation], Awaitable[dict[str, Any] | None]]
 # The simulation service appends its gate here (issue 8). Empty: nothing but the rules and
 # the segments' overlap stands between a valid draft and going live.
 ACTIVATION_GATES: list[ActivationGate] = []
@@ -206,9 +208,10 @@ async def activate(
         # Stored documents were valid when stored; the rules may have changed since.
         policy = parse(json.loads(row["document"]))
         overridden = None
+        evidence: dict[str, Any] | None = None
         for gate in ACTIVATION_GATES:
             try:
-                await gate(Activation(scope, policy_id, number, policy))
+                evidence = await gate(Activation(scope, policy_id, number, policy)) or evidence
             except GateRefused as refused:
                 if override_reason is None:
                     raise
@@ -255,7 +258,7 @@ async def activate(
             overridden=overridden,
         )
         await events.record(scope, "policy_activated", None, policy_id=policy_id, number=number)
-    return await version(scope, policy_id, number)
+    return {**await version(scope, policy_id, number), "simulation": evidence}
 
 
 async def retire(scope: TenantScope, policy_id: UUID, number: int) -> dict[str, Any]:

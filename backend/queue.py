@@ -62,7 +62,9 @@ PERIODIC: list[Periodic] = [
 
 # Each job's entry point and its async core, for in-process runs of `enqueue`.
 CORES: dict[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]] = {
-    periodic.run: periodic.core for periodic in PERIODIC
+    **{periodic.run: periodic.core for periodic in PERIODIC},
+    jobs.fit_model: jobs.fit_model_now,
+    jobs.run_simulation: jobs.run_simulation_now,
 }
 
 _running: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
@@ -83,7 +85,12 @@ def rq_queue(settings: Settings) -> Any:
 
 
 def enqueue(
-    settings: Settings, func: Callable[..., Any], *args: Any, job_id: str | None = None
+    settings: Settings,
+    func: Callable[..., Any],
+    *args: Any,
+    job_id: str | None = None,
+    timeout: int | None = None,
+    depends_on: list[str] | None = None,
 ) -> str | None:
     """Run `func(*args)` in the background; returns the RQ job id (None in-process).
 
@@ -95,7 +102,10 @@ def enqueue(
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         try:
-            return str(rq_queue(settings).enqueue(func, *args, job_id=job_id).id)
+            job = rq_queue(settings).enqueue(
+                func, *args, job_id=job_id, job_timeout=timeout, depends_on=depends_on
+            )
+            return str(job.id)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             log.warning("job refused, Redis unavailable", job=func.__name__, error=str(exc))
             raise QueueUnavailable("the job queue is unavailable, retry shortly") from exc

@@ -403,6 +403,9 @@ class TenantModel(Table, tablename="tenant_models"):
     error = Varchar(length=500, null=True, default=None)
     created_at = Timestamptz()
     fitted_at = Timestamptz(null=True, default=None)
+    # Written while a job works on it: a `running` row whose heartbeat stopped had its worker
+    # killed, and is failed rather than left running forever.
+    heartbeat_at = Timestamptz(null=True, default=None)
 
 
 class Simulation(Table, tablename="simulations"):
@@ -424,6 +427,9 @@ class Simulation(Table, tablename="simulations"):
     created_at = Timestamptz()
     started_at = Timestamptz(null=True, default=None)
     finished_at = Timestamptz(null=True, default=None)
+    heartbeat_at = Timestamptz(null=True, default=None)
+    # The scale-out: a portfolio simulation's part for this tenant names the portfolio run.
+    portfolio = UUID(null=True, default=None)
 
 
 class SimulatedVersion(Table, tablename="simulated_versions"):
@@ -437,3 +443,18 @@ class SimulatedVersion(Table, tablename="simulated_versions"):
     version = Integer()
     name = Varchar(length=128)
     baseline = Varchar(length=2000)
+
+
+class PortfolioRun(Table, tablename="portfolio_runs"):
+    """An agency-wide simulation: one `simulations` row per tenant (their `portfolio`
+    names this run), each its own job, and a dependent job that combines their forecasts
+    per currency. Agency-level: it holds totals, never a tenant's rows."""
+
+    id = UUID(primary_key=True)
+    status = Varchar(length=16, default="queued")
+    request = Text()
+    result = Text(null=True, default=None)
+    error = Varchar(length=500, null=True, default=None)
+    created_by = Varchar(length=80)
+    created_at = Timestamptz()
+    finished_at = Timestamptz(null=True, default=None)

@@ -39,6 +39,7 @@ PERMISSIONS = (
     "profile:manage",  # how letters name the tenant: payment instructions, dispute contact
     "webhooks:manage",  # where the tenant's events are sent, with the secret that signs them
     "cases:work",  # the agency's collection work: assign, note, close cases
+    "simulations:run",  # queue or cancel what-if simulations, refit the behaviour model
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
@@ -52,6 +53,7 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "payments:match",
             "dunning:run",
             "cases:work",
+            "simulations:run",
         }
     ),
     "tenant_admin": frozenset(
@@ -70,10 +72,19 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "dunning:run",
             "profile:manage",
             "webhooks:manage",
+            "simulations:run",
         }
     ),
     "tenant_member": frozenset(
-        {"me", "tenants:read", "read", "invoices:manage", "payments:match", "policies:write"}
+        {
+            "me",
+            "tenants:read",
+            "read",
+            "invoices:manage",
+            "payments:match",
+            "policies:write",
+            "simulations:run",
+        }
     ),
 }
 
@@ -82,7 +93,7 @@ SCOPE_GRANTS: dict[str, frozenset[str]] = {
     "invoices:write": frozenset({"invoices:write", "invoices:manage"}),
     "payments:write": frozenset({"payments:write", "payments:match"}),
     "policies:write": frozenset({"policies:write"}),
-    "simulations:write": frozenset(),
+    "simulations:write": frozenset({"simulations:run"}),
 }
 
 

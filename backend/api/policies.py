@@ -60,6 +60,16 @@ class PolicyVersionOut(Struct):
 
 class VersionOut(PolicyVersionOut):
     policy_id: UUID
+    simulation: (
+        Annotated[
+            dict[str, Any],
+            Meta(
+                description="on activation: the simulation that let it through (simulation_id, "
+                "candidate, recovery, delta against the live set)"
+            ),
+        ]
+        | None
+    ) = None
 
 
 class PolicyOut(Struct):

@@ -13,7 +13,7 @@ import httpx
 
 from backend.tables import DunningStep, Invoice, Letter
 from tests.support.server import LiveServer
-from tests.support.world import invoice, login, onboard
+from tests.support.world import OVERRIDE, invoice, login, onboard
 
 POLICY = {
     "name": "Letters",
@@ -32,7 +32,9 @@ async def _tenant(http, admin):
     )
     made = await http.post(tenant.path("/policies"), json={"policy": POLICY}, headers=session)
     activated = await http.post(
-        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+        json=OVERRIDE,
+        headers=admin,
     )
     assert activated.status_code == 200, activated.text
     today = date.today()

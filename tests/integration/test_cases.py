@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from uuid import uuid4
 
-from tests.support.world import agency_user, invoice, login, onboard
+from tests.support.world import OVERRIDE, agency_user, invoice, login, onboard
 
 POLICY = {
     "name": "Escalating",
@@ -19,7 +19,9 @@ async def test_escalation_opens_a_case_that_staff_work_to_its_end(client, admin)
     session = await login(client, tenant.admin_email, tenant.admin_password)
     made = await client.post(tenant.path("/policies"), json={"policy": POLICY}, headers=session)
     await client.post(
-        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+        json=OVERRIDE,
+        headers=admin,
     )
     today = date.today()
     rows = [

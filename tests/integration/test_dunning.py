@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 
 from tests.channels.servers import MailSink, free_port
 from tests.support.server import LiveServer
-from tests.support.world import agency_user, invoice, login, onboard
+from tests.support.world import OVERRIDE, agency_user, invoice, login, onboard
 
 POLICY: dict[str, Any] = {
     "name": "Three steps",
@@ -60,7 +60,9 @@ async def _setup(http, admin, *, profile=True, rows=None):
         assert r.status_code == 200, r.text
     made = await http.post(tenant.path("/policies"), json={"policy": POLICY}, headers=session)
     policy_id = made.json()["id"]
-    r = await http.post(tenant.path(f"/policies/{policy_id}/versions/1/activate"), headers=session)
+    r = await http.post(
+        tenant.path(f"/policies/{policy_id}/versions/1/activate"), json=OVERRIDE, headers=admin
+    )
     assert r.status_code == 200, r.text
     today = date.today()
     debtor = {"email": "kund@example.se", "address": "Storgatan 1\n111 22 Stockholm"}
@@ -316,7 +318,9 @@ async def test_each_run_brings_late_interest_up_to_date(engine_server, admin):
             doc = {**POLICY, "name": str(interest), "segment": segment, "interest": interest}
             made = await http.post(tenant.path("/policies"), json={"policy": doc}, headers=session)
             await http.post(
-                tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+                tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+                json=OVERRIDE,
+                headers=admin,
             )
         rows = [
             invoice("CONTRACT", debtor="D-C", issue=today - timedelta(days=55), due_in=30),
@@ -358,7 +362,9 @@ async def test_phone_steps_are_call_tasks_whose_outcome_steers_the_flow(engine_s
         }
         made = await http.post(tenant.path("/policies"), json={"policy": doc}, headers=session)
         await http.post(
-            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+            json=OVERRIDE,
+            headers=admin,
         )
         rows = [
             invoice(f"CALL-{i}", debtor=f"D-{i}", issue=today - timedelta(days=40), due_in=30)

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 from backend.dunning import record
 from tenants.access import Principal
 from tenants.scope import TenantScope
-from tests.support.world import invoice, login, onboard, payment
+from tests.support.world import OVERRIDE, invoice, login, onboard, payment
 
 POLICY = {
     "name": "With plans",
@@ -28,7 +28,9 @@ async def _tenant(client, admin, policy=POLICY):
     session = await login(client, tenant.admin_email, tenant.admin_password)
     made = await client.post(tenant.path("/policies"), json={"policy": policy}, headers=session)
     await client.post(
-        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+        json=OVERRIDE,
+        headers=admin,
     )
     today = date.today()
     rows = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.support.world import api_key, login, onboard, tenant_user
+from tests.support.world import OVERRIDE, api_key, login, onboard, tenant_user
 
 B2C: dict[str, Any] = {
     "name": "Standard B2C",
@@ -50,7 +50,7 @@ async def test_a_policy_goes_draft_live_retired_and_live_is_never_changed(client
     assert policy["live_version"] is None and policy["versions"][0]["policy"] == B2C
     base = tenant.path(f"/policies/{policy['id']}")
 
-    live = await client.post(base + "/versions/1/activate", headers=session)
+    live = await client.post(base + "/versions/1/activate", json=OVERRIDE, headers=admin)
     assert live.status_code == 200 and live.json()["status"] == "live", live.text
     assert live.json()["activated_by"].startswith("user:")
 
@@ -62,12 +62,16 @@ async def test_a_policy_goes_draft_live_retired_and_live_is_never_changed(client
     assert now["live_version"] == 1 and now["versions"][0]["policy"] == B2C
 
     # activating v2 retires v1; a retired or live version cannot go live again
-    assert (await client.post(base + "/versions/2/activate", headers=session)).status_code == 200
+    assert (
+        await client.post(base + "/versions/2/activate", json=OVERRIDE, headers=admin)
+    ).status_code == 200
     now = (await client.get(base, headers=session)).json()
     assert [v["status"] for v in now["versions"]] == ["retired", "live"]
-    again = await client.post(base + "/versions/1/activate", headers=session)
+    again = await client.post(base + "/versions/1/activate", json=OVERRIDE, headers=admin)
     assert again.status_code == 409 and "retired" in again.json()["message"]
-    assert (await client.post(base + "/versions/2/activate", headers=session)).status_code == 409
+    assert (
+        await client.post(base + "/versions/2/activate", json=OVERRIDE, headers=admin)
+    ).status_code == 409
 
     # retiring stops it
     stopped = await client.post(base + "/versions/2/retire", headers=session)
@@ -92,7 +96,7 @@ async def test_segments_one_live_version_each_and_no_overlap(client, admin):
         assert made.status_code == 201, made.text
         policy_id = made.json()["id"]
         r = await client.post(
-            tenant.path(f"/policies/{policy_id}/versions/1/activate"), headers=session
+            tenant.path(f"/policies/{policy_id}/versions/1/activate"), json=OVERRIDE, headers=admin
         )
         return policy_id, r
 
@@ -182,8 +186,12 @@ async def test_missing_versions_and_policies_are_404(client, admin):
     tenant, session = await _admin(client, admin)
     made = await client.post(tenant.path("/policies"), json={"policy": B2C}, headers=session)
     base = tenant.path(f"/policies/{made.json()['id']}")
-    assert (await client.post(base + "/versions/7/activate", headers=session)).status_code == 404
-    assert (await client.post(base + "/versions/0/activate", headers=session)).status_code in (
+    assert (
+        await client.post(base + "/versions/7/activate", json=OVERRIDE, headers=admin)
+    ).status_code == 404
+    assert (
+        await client.post(base + "/versions/0/activate", json=OVERRIDE, headers=admin)
+    ).status_code in (
         400,
         404,
         422,

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from pypdf import PdfReader
 
-from tests.support.world import invoice, login, onboard
+from tests.support.world import OVERRIDE, invoice, login, onboard
 
 PROFILE = {"bankgiro": "123-4567", "dispute_email": "tvist@kund.test"}
 
@@ -79,7 +79,9 @@ async def test_overrides_are_checked_previewed_and_used(client, admin):
     policy = {"name": "Letter", "steps": [{"day": 5, "action": "reminder", "channel": "letter"}]}
     made = await client.post(tenant.path("/policies"), json={"policy": policy}, headers=session)
     await client.post(
-        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+        json=OVERRIDE,
+        headers=admin,
     )
     row = invoice("T-1", issue=date.today() - timedelta(days=40), due_in=30)
     row["debtor"]["address"] = "Storgatan 1\n111 22 Stockholm"

@@ -23,7 +23,7 @@ from tenants.access import ROLE_GRANTS, Principal
 from tenants.scope import TenantScope
 from tests.channels.servers import free_port
 from tests.support.server import LiveServer
-from tests.support.world import invoice, login, onboard
+from tests.support.world import OVERRIDE, invoice, login, onboard
 
 SECRET = "whsec_" + "k" * 26
 SYSTEM = Principal("system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"])
@@ -127,7 +127,9 @@ async def test_state_changes_and_activation_are_events_listed_by_kind_and_page(c
     policy = {"name": "P", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
     made = await client.post(tenant.path("/policies"), json={"policy": policy}, headers=session)
     r = await client.post(
-        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+        json=OVERRIDE,
+        headers=admin,
     )
     assert r.status_code == 200, r.text
     invoice_id = await _invoice(client, tenant)
@@ -186,7 +188,9 @@ async def test_a_dunning_run_records_step_fee_letter_and_failure_events(client, 
             assert r.status_code == 200, r.text
         made = await client.post(tenant.path("/policies"), json={"policy": policy}, headers=session)
         r = await client.post(
-            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+            json=OVERRIDE,
+            headers=admin,
         )
         assert r.status_code == 200, r.text
         issue = date.today() - timedelta(days=40)

@@ -46,6 +46,10 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
     "profile:manage": ({"agency_admin", "tenant_admin"}, set()),
     "webhooks:manage": ({"agency_admin", "tenant_admin"}, set()),
     "cases:work": ({"agency_admin", "agency_staff"}, set()),
+    "simulations:run": (
+        {"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
+        {"simulations:write"},
+    ),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
@@ -106,6 +110,12 @@ ROUTE_PERMISSIONS = {
     ("GET", T + "/webhooks"): "webhooks:manage",
     ("DELETE", T + "/webhooks/{webhook_id}"): "webhooks:manage",
     ("GET", T + "/webhooks/{webhook_id}/deliveries"): "webhooks:manage",
+    ("POST", T + "/simulations"): "simulations:run",
+    ("GET", T + "/simulations"): "read",
+    ("GET", T + "/simulations/{simulation_id}"): "read",
+    ("DELETE", T + "/simulations/{simulation_id}"): "simulations:run",
+    ("GET", T + "/model"): "read",
+    ("POST", T + "/model"): "simulations:run",
 }
 WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["step_taken"], "secret": "s" * 24}
 POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
@@ -141,6 +151,8 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/policies/{policy_id}/versions/{number}/activate"): {},
         ("POST", T + "/policies/{policy_id}/versions/{number}/retire"): None,
         ("POST", T + "/dunning/run"): {},
+        ("POST", T + "/simulations"): {"candidates": {"m": POLICY}, "horizon_days": 30},
+        ("POST", T + "/model"): None,
         ("PUT", T + "/profile"): {"bankgiro": "123-4567"},
         ("POST", T + "/webhooks"): WEBHOOK,
         ("POST", T + "/cases/{case_id}/assign"): {"assignee": None},
@@ -179,6 +191,7 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                     "webhook_id",
                     "case_id",
                     "step_id",
+                    "simulation_id",
                 ):
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
                 path = path.replace("{number:int}", "{number}")
@@ -271,6 +284,7 @@ async def world(client, admin) -> dict[str, Any]:
         "case_of": {t.id: await _case(t.id, invoice_of[t.id]) for t in (own, other)},
         "plans": [await _plan(t.id, invoice_of[t.id]) for t in (own, other)],
         "step_of": {t.id: await _step_of(letter_of[t.id]) for t in (own, other)},
+        "simulation_of": {t.id: await _simulation(t.id) for t in (own, other)},
         "letter_of": letter_of,
         "admins": {own.id: own_admin, other.id: other_admin},
     }
@@ -311,6 +325,44 @@ async def _letter(tenant_id: str, invoice_id: str) -> str:
         )
     )
     return str(letter_id)
+
+
+async def _simulation(tenant_id: str) -> str:
+    """A finished simulation and a fitted model's row of the tenant (the simulation service's
+    own tests make real ones): allowed callers read them, and a cancel is a 409."""
+    import json
+    from datetime import UTC, datetime
+
+    from backend.tables import Simulation, TenantModel
+
+    simulation_id = uuid.uuid4()
+    request = {"candidates": {}, "baseline": {"name": "live", "kind": "live", "policies": []}}
+    await Simulation.insert(
+        Simulation(
+            id=simulation_id,
+            tenant=tenant_id,
+            status="done",
+            progress=1000,
+            request=json.dumps(request),
+            request_key="matrix",
+            result="{}",
+            created_by="matrix",
+            created_at=datetime.now(UTC),
+        )
+    )
+    summary = {"as_of": "2026-01-01", "classes": 1, "parameters": [], "priors": [], "warnings": []}
+    await TenantModel.insert(
+        TenantModel(
+            id=uuid.uuid4(),
+            tenant=tenant_id,
+            status="done",
+            fingerprint="matrix",
+            summary=json.dumps({**summary, "backtest": None}),
+            created_at=datetime.now(UTC),
+            fitted_at=datetime.now(UTC),
+        )
+    )
+    return str(simulation_id)
 
 
 async def _step_of(letter_id: str) -> str:
@@ -384,6 +436,7 @@ async def _path_for(client, admin, world, path, tenant_id, destructive):
         "webhook_id": world["webhook_of"].get(tenant_id, str(uuid.uuid4())),
         "case_id": world["case_of"].get(tenant_id, str(uuid.uuid4())),
         "step_id": world["step_of"].get(tenant_id, str(uuid.uuid4())),
+        "simulation_id": world["simulation_of"].get(tenant_id, str(uuid.uuid4())),
         "language": "sv",
         "file": "reminder.subject.txt",
     }

@@ -10,6 +10,9 @@ from typing import Any
 from tenants.onboarding import create_agency_user
 
 PASSWORD = "correct horse battery staple"
+# Policies set up for a test of something else go live by an agency_admin's override of
+# the simulation gate (tests/integration/test_simulations.py tests the gate itself).
+OVERRIDE = {"override_reason": "set up in a test without a simulation"}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -1,0 +1,487 @@
+"""What-if simulations of a tenant's policies on its own book, and the go-live gate.
+
+A request names candidates (a policy document, or a stored version `{policy_id, version}`)
+and a baseline (`live`: the tenant's live policy set; `actual`: the contact routine its
+history shows; or a policy document). A stored version is simulated as it would go live:
+the live set with that version in place of the live version of its policy or segment, so
+the forecast answers "what changes if I activate this". The request is resolved to policy
+documents when it is made, so a later edit of the policies cannot change what a queued job
+forecasts, and it is kept with a key of the request and the book's `data_version`: an
+identical request on unchanged data answers with the stored simulation instead of a new one.
+
+The job extracts the book (`backend.extract`), takes the tenant's model (fitting one when
+there is none or it is stale: `backend.tenant_model`) and runs the simulator's forecast,
+writing progress and a heartbeat as it goes; a run whose heartbeat stopped is failed, not
+left running. The gate (`activation_gate`) lets a version go live only when a simulation of
+exactly that version against the current live set finished on the current data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import structlog
+from litestar.exceptions import ClientException
+
+from backend import policies, tenant_model
+from backend.extract import EmptyBook, book_history, data_version
+from backend.policies import Activation, GateRefused, overlaps
+from backend.settings import Settings
+from backend.tables import PolicyVersion, SimulatedVersion, Simulation
+from backend.validation import FieldError, InvalidInput
+from simulator.forecast import ACTUAL, Options, default_cohort, forecast
+from simulator.history import day_number
+from simulator.policy import Policy, PolicyError, parse_policies
+from tenants import clock
+from tenants.pagination import decode_cursor_as, keyset_page, utc_moment
+from tenants.scope import TenantScope
+
+log = structlog.get_logger("kravlab.simulations")
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+DRAWS = 100
+MAX_CANDIDATES = 6
+
+
+class SimulationConflict(ClientException):
+    status_code = 409
+
+
+# (policy id, version number, policy, its document): one live version of the tenant.
+Live = tuple[UUID, int, Policy, dict[str, Any]]
+
+
+async def live_versions(scope: TenantScope) -> list[Live]:
+    rows = (
+        await scope.select(
+            PolicyVersion, PolicyVersion.policy, PolicyVersion.number, PolicyVersion.document
+        )
+        .where(PolicyVersion.status == "live")
+        .order_by(PolicyVersion.policy)
+    )
+    out = []
+    for r in rows:
+        document = json.loads(r["document"])
+        out.append((r["policy"], r["number"], policies.parse(document), document))
+    return out
+
+
+def _refs(live: list[Live]) -> list[list[str | int]]:
+    return sorted([str(entry[0]), entry[1]] for entry in live)
+
+
+def _documents(document: Any) -> list[dict[str, Any]]:
+    """A policy document or a set of them ({"policies": [...]}) as a list of documents."""
+    if isinstance(document, dict) and "policies" in document:
+        return list(document["policies"])
+    return [document]
+
+
+def _parse(document: Any, path: str) -> list[Policy]:
+    try:
+        return parse_policies(document)
+    except PolicyError as exc:
+        raise InvalidInput(
+            [FieldError(f"{path}.{where}" if where else path, why) for where, why in exc.violations]
+        ) from exc
+
+
+async def _version(scope: TenantScope, ref: dict[str, Any], path: str) -> dict[str, Any]:
+    row = (
+        await scope.select(PolicyVersion, PolicyVersion.document, PolicyVersion.status)
+        .where(
+            (PolicyVersion.policy == ref["policy_id"]) & (PolicyVersion.number == ref["version"])
+        )
+        .first()
+    )
+    if row is None:
+        raise InvalidInput([FieldError(path, "no such policy version")])
+    return row
+
+
+def _in_place(live: list[Live], policy_id: UUID, policy: Policy, path: str) -> list[Live]:
+    """The live set as it would be with `policy` live (what activation does, without doing
+    it): the live version of its policy or segment retires; another overlap is refused."""
+    kept = [entry for entry in live if entry[0] != policy_id and entry[2].segment != policy.segment]
+    clash = next((e for e in kept if overlaps(e[2].segment, policy.segment)), None)
+    if clash is not None:
+        raise InvalidInput(
+            [
+                FieldError(
+                    path,
+                    f"its segment overlaps live version {clash[1]} of policy {clash[0]}: "
+                    "it could not go live as it is",
+                )
+            ]
+        )
+    return kept
+
+
+async def resolve(scope: TenantScope, request: dict[str, Any]) -> dict[str, Any]:
+    """The request with every policy as documents (what the job will forecast), or
+    InvalidInput naming each bad path."""
+    live = await live_versions(scope)
+    live_docs = [entry[3] for entry in live]
+    baseline = request.get("baseline", "live")
+    base: dict[str, Any]
+    if baseline == "live":
+        base = {"name": "live", "kind": "live", "policies": live_docs}
+    elif baseline == ACTUAL:
+        base = {"name": ACTUAL, "kind": ACTUAL, "policies": None}
+    else:
+        _parse(baseline, "baseline")
+        base = {"name": "baseline", "kind": "policy", "policies": _documents(baseline)}
+    candidates: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    for name, candidate in request["candidates"].items():
+        path = f"candidates.{name}"
+        if name == base["name"]:
+            errors.append(FieldError(path, f"the baseline is called {name!r}: rename it"))
+            continue
+        try:
+            if isinstance(candidate, dict) and set(candidate) == {"policy_id", "version"}:
+                ref = {
+                    "policy_id": UUID(str(candidate["policy_id"])),
+                    "version": candidate["version"],
+                }
+                row = await _version(scope, ref, path)
+                document = json.loads(row["document"])
+                (policy,) = _parse(document, path)
+                in_place = _in_place(live, ref["policy_id"], policy, path)
+                candidates[name] = {
+                    "version": {"policy_id": str(ref["policy_id"]), "version": ref["version"]},
+                    "policies": [*(entry[3] for entry in in_place), document],
+                }
+            else:
+                _parse(candidate, path)
+                candidates[name] = {"version": None, "policies": _documents(candidate)}
+        except InvalidInput as exc:
+            errors += exc.errors
+        except ValueError:
+            errors.append(FieldError(f"{path}.policy_id", "not a UUID"))
+    if errors:
+        raise InvalidInput(errors)
+    cohort = request.get("cohort") or {}
+    return {
+        "candidates": candidates,
+        "baseline": base,
+        "live": _refs(live),
+        "horizon_days": request.get("horizon_days", 180),
+        "cohort": {
+            "due_from": cohort.get("due_from"),
+            "due_to": cohort.get("due_to"),
+        },
+    }
+
+
+def request_key(resolved: dict[str, Any], version: str) -> str:
+    text = json.dumps(resolved, sort_keys=True, default=str) + "|" + version
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def settle_stale(scope: TenantScope) -> None:
+    """Simulations whose worker died (a heartbeat silent for STALE_SECONDS) failed."""
+    cutoff = clock.now() - timedelta(seconds=tenant_model.STALE_SECONDS)
+    await scope.update(
+        Simulation,
+        {
+            Simulation.status: "failed",
+            Simulation.error: "the worker running it stopped; run it again",
+            Simulation.finished_at: clock.now(),
+        },
+    ).where(
+        (Simulation.status == "running")
+        & ((Simulation.heartbeat_at < cutoff) | Simulation.heartbeat_at.is_null())
+    )
+
+
+async def create(
+    scope: TenantScope, settings: Settings, request: dict[str, Any], portfolio: UUID | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Queue a simulation; returns its row and whether a stored one was reused."""
+    from backend import queue
+    from backend.jobs import run_simulation
+
+    resolved = await resolve(scope, request)
+    key = request_key(resolved, await data_version(scope))
+    await settle_stale(scope)
+    if portfolio is None:
+        same = (
+            await scope.select(Simulation)
+            .where(
+                (Simulation.request_key == key)
+                & Simulation.status.is_in(["queued", "running", "done"])
+            )
+            .order_by(Simulation.created_at, ascending=False)
+            .first()
+        )
+        if same is not None:
+            return same, True
+    simulation_id = uuid4()
+    await scope.insert(
+        Simulation,
+        {
+            "id": simulation_id,
+            "status": "queued",
+            "request": json.dumps(resolved, default=str),
+            "request_key": key,
+            "created_by": scope.principal.actor,
+            "created_at": clock.now(),
+            "portfolio": portfolio,
+        },
+    )
+    versions = [
+        {
+            "id": uuid4(),
+            "simulation": simulation_id,
+            "policy": UUID(c["version"]["policy_id"]),
+            "version": c["version"]["version"],
+            "name": name,
+            "baseline": json.dumps(resolved["live"]),
+        }
+        for name, c in resolved["candidates"].items()
+        if c["version"] is not None
+    ]
+    if versions:
+        await scope.insert(SimulatedVersion, *versions)
+    if portfolio is None:
+        try:
+            queue.enqueue(settings, run_simulation, str(scope.tenant_id), str(simulation_id))
+        except queue.QueueUnavailable:
+            await scope.delete(Simulation).where(Simulation.id == simulation_id)
+            raise
+    await scope.audit("simulation.requested", "simulation", simulation_id)
+    return await scope.get(Simulation, simulation_id), False
+
+
+def _candidates(resolved: dict[str, Any]) -> dict[str, list[Policy] | str]:
+    base = resolved["baseline"]
+    out: dict[str, list[Policy] | str] = {
+        base["name"]: ACTUAL
+        if base["kind"] == ACTUAL
+        else [p for d in base["policies"] for p in parse_policies(d)]
+    }
+    for name, candidate in resolved["candidates"].items():
+        out[name] = [p for d in candidate["policies"] for p in parse_policies(d)]
+    return out
+
+
+async def _set(scope: TenantScope, simulation_id: UUID, **values: Any) -> None:
+    await scope.update(Simulation, {getattr(Simulation, k): v for k, v in values.items()}).where(
+        Simulation.id == simulation_id
+    )
+
+
+async def run_now(scope: TenantScope, settings: Settings, simulation_id: UUID) -> str:
+    """The job: forecast the stored request on the book as of today; returns the status."""
+    claimed = (
+        await scope.update(
+            Simulation,
+            {
+                Simulation.status: "running",
+                Simulation.started_at: clock.now(),
+                Simulation.heartbeat_at: clock.now(),
+            },
+        )
+        .where((Simulation.id == simulation_id) & (Simulation.status == "queued"))
+        .returning(Simulation.id, Simulation.request)
+    )
+    if not claimed:
+        row = (
+            await scope.select(Simulation, Simulation.status)
+            .where(Simulation.id == simulation_id)
+            .first()
+        )
+        return row["status"] if row else "missing"
+    resolved = json.loads(claimed[0]["request"])
+
+    async def beat() -> None:
+        await _set(scope, simulation_id, heartbeat_at=clock.now())
+
+    try:
+        history = await book_history(scope, clock.now().date())
+        await _set(scope, simulation_id, progress=100, heartbeat_at=clock.now())
+        async with tenant_model.heartbeat(beat):
+            model, model_row = await tenant_model.for_history(scope, settings, history)
+        if await _cancelled(scope, simulation_id):
+            return "cancelled"
+        await _set(scope, simulation_id, progress=600, heartbeat_at=clock.now())
+        cohort_in = resolved["cohort"]
+        cohort = default_cohort(
+            history,
+            day_number(date.fromisoformat(cohort_in["due_from"]))
+            if cohort_in["due_from"]
+            else None,
+            day_number(date.fromisoformat(cohort_in["due_to"])) if cohort_in["due_to"] else None,
+        )
+        options = Options(horizon=resolved["horizon_days"], draws=DRAWS)
+        async with tenant_model.heartbeat(beat):
+            result = await asyncio.to_thread(
+                forecast, history, model, _candidates(resolved), cohort, options
+            )
+        summary = json.loads(model_row["summary"])
+        result["model"] = {
+            "id": str(model_row["id"]),
+            "fitted_at": model.fitted_at,
+            "invoices": model.invoices,
+            "backtest": summary.get("backtest"),
+        }
+    except (EmptyBook, ValueError) as exc:
+        await _set(
+            scope, simulation_id, status="failed", error=str(exc)[:500], finished_at=clock.now()
+        )
+        return "failed"
+    except Exception as exc:
+        log.exception("simulation failed", simulation=str(simulation_id))
+        await _set(
+            scope,
+            simulation_id,
+            status="failed",
+            error=f"internal error: {type(exc).__name__}",
+            finished_at=clock.now(),
+        )
+        raise
+    done = (
+        await scope.update(
+            Simulation,
+            {
+                Simulation.status: "done",
+                Simulation.progress: 1000,
+                Simulation.result: json.dumps(result),
+                Simulation.model: model_row["id"],
+                Simulation.fingerprint: model.fingerprint,
+                Simulation.finished_at: clock.now(),
+                Simulation.heartbeat_at: None,
+            },
+        )
+        .where((Simulation.id == simulation_id) & (Simulation.status == "running"))
+        .returning(Simulation.id)
+    )
+    return "done" if done else "cancelled"
+
+
+async def _cancelled(scope: TenantScope, simulation_id: UUID) -> bool:
+    row = (
+        await scope.select(Simulation, Simulation.status)
+        .where(Simulation.id == simulation_id)
+        .first()
+    )
+    return row is None or row["status"] == "cancelled"
+
+
+def view(row: dict[str, Any]) -> dict[str, Any]:
+    """A simulation as the API shows it (formats §3 result once done)."""
+    request = json.loads(row["request"])
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "progress": row["progress"] / 1000,
+        "created_at": row["created_at"],
+        "created_by": row["created_by"],
+        "finished_at": row["finished_at"],
+        "candidates": {name: c["version"] for name, c in request["candidates"].items()},
+        "baseline": request["baseline"]["kind"],
+        "error": row["error"],
+        "result": json.loads(row["result"]) if row["result"] else None,
+    }
+
+
+async def get(scope: TenantScope, simulation_id: UUID) -> dict[str, Any]:
+    await settle_stale(scope)
+    return view(await scope.get(Simulation, simulation_id))
+
+
+async def page(
+    scope: TenantScope, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first, without their results (GET one for that)."""
+    await settle_stale(scope)
+    query = (
+        scope.select(
+            Simulation,
+            Simulation.id,
+            Simulation.status,
+            Simulation.progress,
+            Simulation.request,
+            Simulation.created_at,
+            Simulation.created_by,
+            Simulation.finished_at,
+            Simulation.error,
+        )
+        .order_by(Simulation.created_at, ascending=False)
+        .order_by(Simulation.id, ascending=False)
+    )
+    if cursor is not None:
+        moment, before = decode_cursor_as(cursor, utc_moment, UUID)
+        query = query.where(
+            (Simulation.created_at < moment)
+            | ((Simulation.created_at == moment) & (Simulation.id < before))
+        )
+    rows, next_cursor = await keyset_page(
+        query, limit, lambda r: (clock.aware(r["created_at"]).isoformat(), r["id"])
+    )
+    return [view({**r, "result": None}) for r in rows], next_cursor
+
+
+async def cancel(scope: TenantScope, simulation_id: UUID) -> dict[str, Any]:
+    row = await scope.get(Simulation, simulation_id)
+    if row["status"] not in ("queued", "running"):
+        raise SimulationConflict(f"the simulation is {row['status']}: nothing to cancel")
+    await scope.update(
+        Simulation, {Simulation.status: "cancelled", Simulation.finished_at: clock.now()}
+    ).where((Simulation.id == simulation_id) & Simulation.status.is_in(["queued", "running"]))
+    await scope.audit("simulation.cancelled", "simulation", simulation_id)
+    return await get(scope, simulation_id)
+
+
+async def activation_gate(activation: Activation) -> dict[str, Any]:
+    """A version goes live only after a finished simulation of exactly it against the
+    current live set on the current data; answers that simulation's effect."""
+    scope = activation.scope
+    live = _refs(await live_versions(scope))
+    simulated = await scope.select(
+        SimulatedVersion,
+        SimulatedVersion.simulation,
+        SimulatedVersion.name,
+        SimulatedVersion.baseline,
+    ).where(
+        (SimulatedVersion.policy == activation.policy_id)
+        & (SimulatedVersion.version == activation.number)
+    )
+    matching = {r["simulation"]: r["name"] for r in simulated if json.loads(r["baseline"]) == live}
+    if not matching:
+        raise GateRefused(
+            f"version {activation.number} was never simulated against the live policies: "
+            "POST /simulations with it as a candidate, then activate"
+        )
+    version = await data_version(scope)
+    rows = (
+        await scope.select(
+            Simulation, Simulation.id, Simulation.request_key, Simulation.request, Simulation.result
+        )
+        .where(Simulation.id.is_in(list(matching)) & (Simulation.status == "done"))
+        .order_by(Simulation.finished_at, ascending=False)
+    )
+    for row in rows:
+        if request_key(json.loads(row["request"]), version) == row["request_key"]:
+            result = json.loads(row["result"])
+            name = matching[row["id"]]
+            return {
+                "simulation_id": str(row["id"]),
+                "candidate": name,
+                "recovery": result["results"][name]["recovery"],
+                "delta": result["deltas"].get(name),
+            }
+    if rows:
+        raise GateRefused(
+            f"the simulations of version {activation.number} ran on older data: the book has "
+            "changed since; simulate it again"
+        )
+    raise GateRefused(
+        f"no simulation of version {activation.number} has finished yet: wait for it, then activate"
+    )
