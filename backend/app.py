@@ -35,7 +35,6 @@ from backend.api.tenants import AgencyAuditController, TenantController
 from backend.api_docs import render_plugins, static_files
 from backend.errors import EXCEPTION_HANDLERS, check_body
 from backend.idempotency import IdempotencyMiddleware
-from backend.policies import ACTIVATION_GATES
 from backend.queue import drain, run_periodic_in_process
 from backend.settings import Settings, get_settings
 from tenants.access import Principal, authorize
@@ -83,9 +82,7 @@ def _stores(settings: Settings) -> StoreRegistry:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     engine = database.bind(settings)  # this app's database, decided here and not at import
-    # Nothing goes live unsimulated: the simulation service's gate on policy activation.
-    if simulations.activation_gate not in ACTIVATION_GATES:
-        ACTIVATION_GATES.append(simulations.activation_gate)
+    simulations.install_gate()  # nothing goes live unsimulated
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.log_level.upper()]

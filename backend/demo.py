@@ -78,7 +78,7 @@ async def seed(settings: Settings, today: date | None = None) -> dict[str, Any]:
         )
         scope = await TenantScope.open(created["id"], admin)
         await _fill_book(scope, spec, random.Random(number), today)
-        await _go_live(scope, today)
+        await _go_live(scope, settings, today)
         credentials["tenants"].append(
             {
                 "id": str(created["id"]),
@@ -134,10 +134,18 @@ DEMO_POLICIES: list[dict[str, Any]] = [
 ]
 
 
-async def _go_live(scope: TenantScope, today: date) -> None:
-    """A profile, the demo policies live, and today's dunning run, so a new user sees
-    contacts, letters, call tasks and cases in the first minute."""
-    from backend import dunning, policies
+async def _simulated(scope: TenantScope, settings: Settings, candidates: dict[str, Any]) -> None:
+    from backend import simulations
+
+    row, _ = await simulations.create(scope, settings, {"candidates": candidates}, enqueue=False)
+    await simulations.run_now(scope, settings, row["id"])
+
+
+async def _go_live(scope: TenantScope, settings: Settings, today: date) -> None:
+    """A profile, the demo policies live through the simulation gate, today's dunning run,
+    and a finished what-if of a firmer draft, so a new user sees contacts, letters, call
+    tasks, cases, a fitted model and a forecast in the first minute."""
+    from backend import dunning, policies, simulations
     from backend.tables import TenantProfile
     from tenants.transactions import write_transaction
 
@@ -153,10 +161,22 @@ async def _go_live(scope: TenantScope, today: date) -> None:
                 "updated_at": datetime.now(UTC),
             },
         )
+    simulations.install_gate()
+    made = []
     for document in DEMO_POLICIES:
-        made = await policies.create(scope, document)
-        await policies.activate(scope, made["id"], 1)
+        made.append(await policies.create(scope, document))
+        version = {"policy_id": str(made[-1]["id"]), "version": 1}
+        await _simulated(scope, settings, {document["name"]: version})
+        await policies.activate(scope, made[-1]["id"], 1)
     await dunning.run(scope, today, {})
+    firmer = dict(DEMO_POLICIES[0])
+    firmer["steps"] = [{**firmer["steps"][0], "day": 2, "channel": "sms"}, *firmer["steps"][1:]]
+    draft = await policies.add_version(scope, made[0]["id"], firmer)
+    await _simulated(
+        scope,
+        settings,
+        {"SMS dag 2": {"policy_id": str(made[0]["id"]), "version": draft["number"]}},
+    )
 
 
 def _write(path: Path, credentials: dict[str, Any]) -> None:

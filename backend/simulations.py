@@ -45,6 +45,8 @@ log = structlog.get_logger("kravlab.simulations")
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 DRAWS = 100
+# RQ stops a job after this long: a first fit of a large book is part of the job.
+JOB_TIMEOUT_SECONDS = 3600
 MAX_CANDIDATES = 6
 
 
@@ -200,10 +202,21 @@ async def settle_stale(scope: TenantScope) -> None:
     )
 
 
+def install_gate() -> None:
+    """Put the gate on policy activation (the composition root and the demo call this)."""
+    if activation_gate not in policies.ACTIVATION_GATES:
+        policies.ACTIVATION_GATES.append(activation_gate)
+
+
 async def create(
-    scope: TenantScope, settings: Settings, request: dict[str, Any], portfolio: UUID | None = None
+    scope: TenantScope,
+    settings: Settings,
+    request: dict[str, Any],
+    portfolio: UUID | None = None,
+    enqueue: bool = True,
 ) -> tuple[dict[str, Any], bool]:
-    """Queue a simulation; returns its row and whether a stored one was reused."""
+    """Queue a simulation; returns its row and whether a stored one was reused. With
+    `enqueue` False the caller runs it (`run_now`): the demo, and a portfolio's fan-out."""
     from backend import queue
     from backend.jobs import run_simulation
 
@@ -249,9 +262,15 @@ async def create(
     ]
     if versions:
         await scope.insert(SimulatedVersion, *versions)
-    if portfolio is None:
+    if enqueue:
         try:
-            queue.enqueue(settings, run_simulation, str(scope.tenant_id), str(simulation_id))
+            queue.enqueue(
+                settings,
+                run_simulation,
+                str(scope.tenant_id),
+                str(simulation_id),
+                timeout=JOB_TIMEOUT_SECONDS,
+            )
         except queue.QueueUnavailable:
             await scope.delete(Simulation).where(Simulation.id == simulation_id)
             raise

@@ -47,6 +47,8 @@ STALE_SECONDS = 120.0
 # Rolling-origin backtest of the stored model: this many splits, this horizon (days).
 BACKTEST_SPLITS = 2
 BACKTEST_HORIZON = CALIBRATION_HORIZON
+# RQ stops a fit after this long (a 1 000 000-invoice book fits in minutes).
+JOB_TIMEOUT_SECONDS = 3600
 
 
 class NoModel(NotFoundException):
@@ -137,7 +139,9 @@ async def request_fit(scope: TenantScope, settings: Settings) -> dict[str, Any]:
     model_id = uuid4()
     await scope.insert(TenantModel, {"id": model_id, "status": "queued", "created_at": clock.now()})
     try:
-        queue.enqueue(settings, fit_model, str(scope.tenant_id), str(model_id))
+        queue.enqueue(
+            settings, fit_model, str(scope.tenant_id), str(model_id), timeout=JOB_TIMEOUT_SECONDS
+        )
     except queue.QueueUnavailable:
         await scope.delete(TenantModel).where(TenantModel.id == model_id)
         raise

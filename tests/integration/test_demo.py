@@ -8,7 +8,8 @@ from datetime import date, timedelta
 from uuid import UUID
 
 from backend import demo
-from backend.tables import Invoice, Payment
+from backend.tables import Invoice, Payment, PolicyVersion, Simulation, TenantModel
+from tenants.tables import AuditEntry
 
 
 async def _dates(tenant_id: str) -> dict[str, tuple]:
@@ -29,6 +30,25 @@ async def test_a_later_demo_moves_the_book_to_today(settings, tmp_path):
     first = await demo.seed(settings, today=seeded_on)
     tenant = first["tenants"][0]["id"]
     before = await _dates(tenant)
+    for seeded in first["tenants"]:
+        tid = UUID(seeded["id"])
+        # a fitted model and finished simulations: a forecast in the first minute
+        models = await TenantModel.select(TenantModel.status).where(TenantModel.tenant == tid)
+        assert [m["status"] for m in models] == ["done"]
+        sims = await Simulation.select(Simulation.status, Simulation.result).where(
+            Simulation.tenant == tid
+        )
+        assert len(sims) == 3 and all(s["status"] == "done" and s["result"] for s in sims)
+        # its policies went live through the gate, not around it
+        live = await PolicyVersion.count().where(
+            (PolicyVersion.tenant == tid) & (PolicyVersion.status == "live")
+        )
+        assert live == 2
+        activations = await AuditEntry.select(AuditEntry.detail).where(
+            (AuditEntry.tenant == tid) & (AuditEntry.action == "policy.activated")
+        )
+        assert len(activations) == 2
+        assert all(json.loads(a["detail"])["override_reason"] is None for a in activations)
     assert max(d[0] for d in before.values() if len(d) == 3) <= seeded_on
 
     again = await demo.seed(settings, today=today)
