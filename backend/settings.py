@@ -110,6 +110,9 @@ class Settings:
     # KRAVLAB_WEBHOOK_INTERVAL_SECONDS: how often due webhook deliveries are attempted (each
     # attempt's request is bounded by KRAVLAB_CHANNEL_TIMEOUT_SECONDS).
     webhook_interval_seconds: float = _env("KRAVLAB_WEBHOOK_INTERVAL_SECONDS", 30.0)
+    # KRAVLAB_JOB_STALE_SECONDS: a model fit or simulation whose heartbeat (every 5 s) has
+    # been silent this long had its worker killed: it is failed, never left running.
+    job_stale_seconds: float = _env("KRAVLAB_JOB_STALE_SECONDS", 120.0)
 
     @property
     def is_postgres(self) -> bool:
@@ -180,6 +183,7 @@ class Settings:
             webhook_interval_seconds=_seconds(
                 "KRAVLAB_WEBHOOK_INTERVAL_SECONDS", cls.webhook_interval_seconds
             ),
+            job_stale_seconds=_seconds("KRAVLAB_JOB_STALE_SECONDS", cls.job_stale_seconds),
         )
         if settings.idempotency_ttl_hours < 24:
             raise SettingsError("KRAVLAB_IDEMPOTENCY_TTL_HOURS must be at least 24")

@@ -186,9 +186,10 @@ def request_key(resolved: dict[str, Any], version: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-async def settle_stale(scope: TenantScope) -> None:
-    """Simulations whose worker died (a heartbeat silent for STALE_SECONDS) failed."""
-    cutoff = clock.now() - timedelta(seconds=tenant_model.STALE_SECONDS)
+async def settle_stale(scope: TenantScope, settings: Settings) -> None:
+    """Simulations whose worker died (a heartbeat silent for KRAVLAB_JOB_STALE_SECONDS)
+    failed."""
+    cutoff = clock.now() - timedelta(seconds=settings.job_stale_seconds)
     await scope.update(
         Simulation,
         {
@@ -222,7 +223,7 @@ async def create(
 
     resolved = await resolve(scope, request)
     key = request_key(resolved, await data_version(scope))
-    await settle_stale(scope)
+    await settle_stale(scope, settings)
     if portfolio is None:
         same = (
             await scope.select(Simulation)
@@ -325,7 +326,7 @@ async def run_now(scope: TenantScope, settings: Settings, simulation_id: UUID) -
     try:
         history = await book_history(scope, clock.now().date())
         await _set(scope, simulation_id, progress=100, heartbeat_at=clock.now())
-        async with tenant_model.heartbeat(beat):
+        async with tenant_model.heartbeat(beat, settings):
             model, model_row = await tenant_model.for_history(scope, settings, history)
         if await _cancelled(scope, simulation_id):
             return "cancelled"
@@ -339,7 +340,7 @@ async def run_now(scope: TenantScope, settings: Settings, simulation_id: UUID) -
             day_number(date.fromisoformat(cohort_in["due_to"])) if cohort_in["due_to"] else None,
         )
         options = Options(horizon=resolved["horizon_days"], draws=DRAWS)
-        async with tenant_model.heartbeat(beat):
+        async with tenant_model.heartbeat(beat, settings):
             result = await asyncio.to_thread(
                 forecast, history, model, _candidates(resolved), cohort, options
             )
@@ -410,16 +411,16 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def get(scope: TenantScope, simulation_id: UUID) -> dict[str, Any]:
-    await settle_stale(scope)
+async def get(scope: TenantScope, settings: Settings, simulation_id: UUID) -> dict[str, Any]:
+    await settle_stale(scope, settings)
     return view(await scope.get(Simulation, simulation_id))
 
 
 async def page(
-    scope: TenantScope, limit: int, cursor: str | None
+    scope: TenantScope, settings: Settings, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first, without their results (GET one for that)."""
-    await settle_stale(scope)
+    await settle_stale(scope, settings)
     query = (
         scope.select(
             Simulation,
@@ -447,7 +448,7 @@ async def page(
     return [view({**r, "result": None}) for r in rows], next_cursor
 
 
-async def cancel(scope: TenantScope, simulation_id: UUID) -> dict[str, Any]:
+async def cancel(scope: TenantScope, settings: Settings, simulation_id: UUID) -> dict[str, Any]:
     row = await scope.get(Simulation, simulation_id)
     if row["status"] not in ("queued", "running"):
         raise SimulationConflict(f"the simulation is {row['status']}: nothing to cancel")
@@ -455,7 +456,7 @@ async def cancel(scope: TenantScope, simulation_id: UUID) -> dict[str, Any]:
         Simulation, {Simulation.status: "cancelled", Simulation.finished_at: clock.now()}
     ).where((Simulation.id == simulation_id) & Simulation.status.is_in(["queued", "running"]))
     await scope.audit("simulation.cancelled", "simulation", simulation_id)
-    return await get(scope, simulation_id)
+    return await get(scope, settings, simulation_id)
 
 
 async def activation_gate(activation: Activation) -> dict[str, Any]:

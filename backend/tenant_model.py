@@ -8,7 +8,7 @@ demand (`POST /model`), and whenever its file cannot be read: a model that canno
 is refitted, never served.
 
 A fit whose worker died leaves a `running` row with a heartbeat that stopped; after
-`STALE_SECONDS` it reads as failed (`settle_stale`), so nothing stays running forever.
+`KRAVLAB_JOB_STALE_SECONDS` it reads as failed (`settle_stale`), so nothing stays running forever.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ log = structlog.get_logger("kravlab.model")
 # Refit once the book holds this share more invoices than the model saw, or the fit is this old.
 REFIT_GROWTH = 0.10
 REFIT_AFTER_DAYS = 30
-# A running job writes its heartbeat this often; one silent for STALE_SECONDS is dead.
+# A running job writes its heartbeat this often; one silent for KRAVLAB_JOB_STALE_SECONDS
+# is dead.
 HEARTBEAT_SECONDS = 5.0
-STALE_SECONDS = 120.0
 # Rolling-origin backtest of the stored model: this many splits, this horizon (days).
 BACKTEST_SPLITS = 2
 BACKTEST_HORIZON = CALIBRATION_HORIZON
@@ -60,12 +60,14 @@ def model_dir(settings: Settings, tenant_id: UUID) -> Path:
 
 
 @asynccontextmanager
-async def heartbeat(beat: Callable[[], Awaitable[Any]]) -> Any:
-    """Call `beat` every HEARTBEAT_SECONDS while the block runs (its work off the loop)."""
+async def heartbeat(beat: Callable[[], Awaitable[Any]], settings: Settings) -> Any:
+    """Call `beat` while the block runs (its work off the loop), often enough that a live
+    job never looks stale: every HEARTBEAT_SECONDS, or a quarter of the stale time."""
+    every = min(HEARTBEAT_SECONDS, settings.job_stale_seconds / 4)
 
     async def loop() -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(every)
             try:
                 await beat()
             except Exception:  # a missed beat is not the job's failure
@@ -128,7 +130,7 @@ async def request_fit(scope: TenantScope, settings: Settings) -> dict[str, Any]:
     from backend import queue
     from backend.jobs import fit_model
 
-    await settle_stale(scope)
+    await settle_stale(scope, settings)
     pending = (
         await scope.select(TenantModel)
         .where(TenantModel.status.is_in(["queued", "running"]))
@@ -149,9 +151,9 @@ async def request_fit(scope: TenantScope, settings: Settings) -> dict[str, Any]:
     return await scope.get(TenantModel, model_id)
 
 
-async def settle_stale(scope: TenantScope) -> None:
+async def settle_stale(scope: TenantScope, settings: Settings) -> None:
     """A running fit whose heartbeat stopped had its worker killed: it failed."""
-    cutoff = clock.now() - timedelta(seconds=STALE_SECONDS)
+    cutoff = clock.now() - timedelta(seconds=settings.job_stale_seconds)
     await scope.update(
         TenantModel,
         {TenantModel.status: "failed", TenantModel.error: "the worker fitting it stopped"},
@@ -186,7 +188,7 @@ async def fit_now(
     try:
         if history is None:
             history = await book_history(scope, clock.now().date())
-        async with heartbeat(beat):
+        async with heartbeat(beat, settings):
             model, backtest = await asyncio.to_thread(fit_with_backtest, history)
         folder = model_dir(settings, scope.tenant_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -224,9 +226,9 @@ async def latest(scope: TenantScope) -> dict[str, Any] | None:
     )
 
 
-async def describe(scope: TenantScope) -> dict[str, Any]:
+async def describe(scope: TenantScope, settings: Settings) -> dict[str, Any]:
     """`GET /model`: the newest model and whether a fit is under way."""
-    await settle_stale(scope)
+    await settle_stale(scope, settings)
     row = await latest(scope)
     pending = (
         await scope.select(TenantModel, TenantModel.id, TenantModel.status)

@@ -11,6 +11,7 @@ client) the posteriors are recomputed there by one E-step under the saved parame
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,8 @@ def load_model(path: str | Path, history: History | None = None) -> Fit:
         with np.load(Path(path), allow_pickle=False) as archive:
             meta = json.loads(str(archive["meta"]))
             arrays = {name: archive[name] for name in _ARRAYS}
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # A truncated or overwritten file is not a model: say so, never crash on it.
         raise ModelFileError(f"{path}: not a saved model ({exc})") from exc
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: format {meta.get('format')!r}, this version reads {FORMAT}")

@@ -142,9 +142,13 @@ class SimulationController(Controller):
         "/simulations", opt={"permission": "read"}, summary="The tenant's simulations, newest first"
     )
     async def list_simulations(
-        self, tenant: NamedDependency[TenantScope], limit: Limit = 50, cursor: Cursor = None
+        self,
+        tenant: NamedDependency[TenantScope],
+        settings: NamedDependency[Settings],
+        limit: Limit = 50,
+        cursor: Cursor = None,
     ) -> Page[SimulationOut]:
-        items, next_cursor = await simulations.page(tenant, limit, cursor)
+        items, next_cursor = await simulations.page(tenant, settings, limit, cursor)
         return Page(msgspec.convert(items, list[SimulationOut]), next_cursor)
 
     @get(
@@ -153,9 +157,13 @@ class SimulationController(Controller):
         summary="A simulation's status and progress, and its forecast once done",
     )
     async def get_simulation(
-        self, tenant: NamedDependency[TenantScope], simulation_id: FromPath[UUID]
+        self,
+        tenant: NamedDependency[TenantScope],
+        settings: NamedDependency[Settings],
+        simulation_id: FromPath[UUID],
     ) -> SimulationOut:
-        return msgspec.convert(await simulations.get(tenant, simulation_id), SimulationOut)
+        found = await simulations.get(tenant, settings, simulation_id)
+        return msgspec.convert(found, SimulationOut)
 
     @delete(
         "/simulations/{simulation_id:uuid}",
@@ -165,13 +173,19 @@ class SimulationController(Controller):
         summary="Cancel a queued or running simulation",
     )
     async def cancel_simulation(
-        self, tenant: NamedDependency[TenantScope], simulation_id: FromPath[UUID]
+        self,
+        tenant: NamedDependency[TenantScope],
+        settings: NamedDependency[Settings],
+        simulation_id: FromPath[UUID],
     ) -> SimulationOut:
-        return msgspec.convert(await simulations.cancel(tenant, simulation_id), SimulationOut)
+        cancelled = await simulations.cancel(tenant, settings, simulation_id)
+        return msgspec.convert(cancelled, SimulationOut)
 
     @get("/model", opt={"permission": "read"}, summary="The tenant's fitted behaviour model")
-    async def get_model(self, tenant: NamedDependency[TenantScope]) -> ModelOut:
-        return msgspec.convert(await tenant_model.describe(tenant), ModelOut)
+    async def get_model(
+        self, tenant: NamedDependency[TenantScope], settings: NamedDependency[Settings]
+    ) -> ModelOut:
+        return msgspec.convert(await tenant_model.describe(tenant, settings), ModelOut)
 
     @post(
         "/model",

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from simulator.history import CHANNELS, day_date
+from simulator.history import CHANNELS
 from simulator.worlds import generate
-from tests.support.world import OVERRIDE, login, onboard
+from tests.support.world import OVERRIDE, book_rows, login, onboard
 
 INVOICES = 2500
 LIVE: dict[str, Any] = {
@@ -39,39 +39,6 @@ FIRMER: dict[str, Any] = {
 }
 
 
-def _book_rows(world: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A world's history as ERP batches (invoices with their debtors, matched payments)."""
-    h = world.history
-    invoices = [
-        {
-            "external_id": str(h.invoice_id[i]),
-            "debtor": {
-                "external_id": str(h.debtor_ids[h.debtor[i]]),
-                "name": f"Debtor {h.debtor[i]}",
-                "type": "b2c" if h.b2c[i] else "b2b",
-            },
-            "issue_date": day_date(int(h.issue[i])).isoformat(),
-            "due_date": day_date(int(h.due[i])).isoformat(),
-            "amount": int(h.amount[i]),
-            "currency": "SEK",
-            "e_invoice": bool(h.e_invoice[i]),
-            "fee_agreed": bool(h.fee_agreed[i]),
-        }
-        for i in range(h.size)
-    ]
-    payments = [
-        {
-            "external_id": f"P-{j}",
-            "amount": int(h.pay_amount[j]),
-            "currency": "SEK",
-            "paid_date": day_date(int(h.pay_day[j])).isoformat(),
-            "invoice_external_id": str(h.invoice_id[h.pay_invoice[j]]),
-        }
-        for j in range(len(h.pay_day))
-    ]
-    return invoices, payments
-
-
 async def until(client: Any, path: str, headers: dict[str, str], done: Any, within: float = 600):
     deadline = time.monotonic() + within
     while True:
@@ -89,7 +56,7 @@ async def book(client, admin):
     tenant = await onboard(client, admin)
     session = await login(client, tenant.admin_email, tenant.admin_password)
     world = generate("retail-b2c", INVOICES, 5, as_of=date.today())
-    invoices, payments = _book_rows(world)
+    invoices, payments = book_rows(world)
     r = await client.post(
         tenant.path("/invoices/batch"), json={"invoices": invoices}, headers=tenant.key
     )
@@ -316,3 +283,46 @@ async def test_a_tenant_sees_and_simulates_only_its_own_book(client, admin, book
         assert body["result"]["model"]["invoices"] == 3
     else:  # three invoices may be too few to fit: said plainly, not a 500
         assert body["error"] and "internal" not in body["error"]
+
+
+async def test_a_model_file_that_cannot_be_read_is_refitted_not_served(client, book):
+    from uuid import UUID
+
+    from backend.tables import TenantModel
+
+    tenant, session = book["tenant"], book["session"]
+    r = await client.post(tenant.path("/model"), headers=session)
+    await until(
+        client,
+        tenant.path("/model"),
+        session,
+        lambda r: r.status_code == 200 and not r.json()["refit"],
+    )
+    served = (await client.get(tenant.path("/model"), headers=session)).json()
+    row = (
+        await TenantModel.select(TenantModel.path)
+        .where(TenantModel.id == UUID(served["id"]))
+        .first()
+    )
+    with open(row["path"], "wb") as spoiled:
+        spoiled.write(b"PK\x03\x04 not a model any more")
+    request = {"candidates": {"spoiled": LIVE}, "horizon_days": 45}
+    r = await client.post(tenant.path("/simulations"), json=request, headers=session)
+    body = (
+        await until(
+            client,
+            tenant.path(f"/simulations/{r.json()['id']}"),
+            session,
+            lambda r: r.json()["status"] in ("done", "failed"),
+        )
+    ).json()
+    assert body["status"] == "done", body["error"]
+    assert body["result"]["model"]["id"] != served["id"]
+    now = (await client.get(tenant.path("/model"), headers=session)).json()
+    assert now["id"] == body["result"]["model"]["id"]
+    old = (
+        await TenantModel.select(TenantModel.status, TenantModel.error)
+        .where(TenantModel.id == UUID(served["id"]))
+        .first()
+    )
+    assert old["status"] == "failed" and "unreadable" in old["error"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from simulator.history import day_date
 from tenants.onboarding import create_agency_user
 
 PASSWORD = "correct horse battery staple"
@@ -134,3 +135,36 @@ def payment(
     if invoice_external_id is not None:
         row["invoice_external_id"] = invoice_external_id
     return row
+
+
+def book_rows(world: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A world's history as ERP batches (invoices with their debtors, matched payments)."""
+    h = world.history
+    invoices = [
+        {
+            "external_id": str(h.invoice_id[i]),
+            "debtor": {
+                "external_id": str(h.debtor_ids[h.debtor[i]]),
+                "name": f"Debtor {h.debtor[i]}",
+                "type": "b2c" if h.b2c[i] else "b2b",
+            },
+            "issue_date": day_date(int(h.issue[i])).isoformat(),
+            "due_date": day_date(int(h.due[i])).isoformat(),
+            "amount": int(h.amount[i]),
+            "currency": "SEK",
+            "e_invoice": bool(h.e_invoice[i]),
+            "fee_agreed": bool(h.fee_agreed[i]),
+        }
+        for i in range(h.size)
+    ]
+    payments = [
+        {
+            "external_id": f"P-{j}",
+            "amount": int(h.pay_amount[j]),
+            "currency": "SEK",
+            "paid_date": day_date(int(h.pay_day[j])).isoformat(),
+            "invoice_external_id": str(h.invoice_id[h.pay_invoice[j]]),
+        }
+        for j in range(len(h.pay_day))
+    ]
+    return invoices, payments
