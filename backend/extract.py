@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 from piccolo.query.functions.aggregate import Count, Max
 
-from backend.tables import CollectionCase, Contact, DunningStep, Invoice, Payment
-from simulator.history import ACTIONS, CHANNELS, EPOCH, NO_CHANNEL, History, day_number
+from backend.tables import CollectionCase, Contact, Debtor, DunningStep, Invoice, Payment
+from simulator.history import ACTIONS, CHANNELS, NO_CHANNEL, History, day_number
 from tenants.scope import TenantScope
+from tenants.transactions import read_snapshot
 
 # A step counts as a contact made once it was delivered (or the call was made); pending,
 # failed and skipped steps never reached the debtor.
@@ -34,93 +35,158 @@ class EmptyBook(ValueError):
 
 
 def _days(values: list[Any]) -> np.ndarray:
-    if not values:
-        return np.zeros(0, dtype=np.int32)
-    return (np.array(values, dtype="datetime64[D]") - np.datetime64(EPOCH, "D")).astype(np.int32)
+    return np.array(values, dtype=np.int32).reshape(len(values))
 
 
-def _codes(values: list[str], names: tuple[str, ...], empty: int = NO_CHANNEL) -> np.ndarray:
-    lookup = {name: i for i, name in enumerate(names)}
-    return np.array([lookup.get(v, empty) for v in values], dtype=np.int8).reshape(len(values))
+def _money(values: list[Any]) -> np.ndarray:
+    return np.array(values, dtype=np.int64).reshape(len(values))
+
+
+def _text(values: list[Any]) -> np.ndarray:
+    """Strings as a fixed-width numpy array: compared, sorted and searched in C."""
+    return np.array(values, dtype=str).reshape(len(values))
+
+
+def _codes(values: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """Each value's index in `names`; -1 for anything else."""
+    codes = np.full(len(values), -1, dtype=np.int64)
+    for i, name in enumerate(names):
+        codes[values == name] = i
+    return codes
+
+
+def _first_seen(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys in order of first appearance, and each key's number in that order."""
+    distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return distinct[order], rank[inverse.reshape(-1)].astype(np.int32)
+
+
+class _Lookup:
+    """Positions of keys in an array of them, by binary search (no Python dict of a million
+    keys)."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted = keys[self.order]
+
+    def find(self, wanted: np.ndarray) -> np.ndarray:
+        """Each wanted key's position in the keys; -1 where it is not there."""
+        if not len(self.sorted) or not len(wanted):
+            return np.full(len(wanted), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted, wanted), len(self.sorted) - 1)
+        return np.where(self.sorted[at] == wanted, self.order[at], -1)
 
 
 async def book_history(scope: TenantScope, as_of: date) -> History:
     """The book as of `as_of` (payments and contacts after it are left out, like a history
-    file's as-of date); raises EmptyBook when there is no invoice in the tenant's currency
-    issued by then."""
-    invoices = (
-        await scope.select(
+    file's as-of date), read in one snapshot; raises EmptyBook when there is no invoice in
+    the tenant's currency issued by then."""
+    async with read_snapshot():
+        (
+            ids,
+            debtors,
+            issued,
+            due,
+            amount,
+            e_invoice,
+            state,
+            fee_agreed,
+            currency,
+        ) = await scope.columns(
             Invoice,
-            Invoice.id,
-            Invoice.debtor,
-            Invoice.debtor.type,
-            Invoice.issue_date,
-            Invoice.due_date,
-            Invoice.amount,
-            Invoice.e_invoice,
-            Invoice.state,
-            Invoice.fee_agreed,
+            (
+                "id",
+                "debtor",
+                "issue_date",
+                "due_date",
+                "amount",
+                "e_invoice",
+                "state",
+                "fee_agreed",
+                "currency",
+            ),
+            order_by=("due_date", "id"),
+            days=("issue_date", "due_date"),
+            text=("id", "debtor"),
         )
-        .where((Invoice.currency == scope.currency) & (Invoice.issue_date <= as_of))
-        .order_by(Invoice.due_date, Invoice.id)
-    )
-    if not invoices:
+        debtor_ids, debtor_types = await scope.columns(Debtor, ("id", "type"), text=("id",))
+        paid = await scope.columns(
+            Payment, ("invoice", "paid_date", "amount"), days=("paid_date",), text=("invoice",)
+        )
+        contacts = await scope.columns(
+            Contact,
+            ("invoice", "date", "action", "channel", "fee"),
+            days=("date",),
+            text=("invoice",),
+        )
+        steps = await scope.columns(
+            DunningStep,
+            ("invoice", "run_date", "action", "channel", "fee", "status"),
+            days=("run_date",),
+            text=("invoice",),
+        )
+        cases = await scope.columns(
+            CollectionCase, ("invoice", "opened_on"), days=("opened_on",), text=("invoice",)
+        )
+    issue = _days(issued)
+    limit = day_number(as_of)
+    keep = np.flatnonzero(_text(currency) == scope.currency) if ids else np.zeros(0, np.int64)
+    keep = keep[issue[keep] <= limit]
+    if not len(keep):
         raise EmptyBook("the book holds no invoice to learn from yet")
-    position = {row["id"]: i for i, row in enumerate(invoices)}
-    debtor_number: dict[Any, int] = {}
-    debtor = np.array(
-        [debtor_number.setdefault(row["debtor"], len(debtor_number)) for row in invoices],
-        dtype=np.int32,
+    invoice_ids = _text(ids)[keep]
+    lookup = _Lookup(invoice_ids)
+    debtor_keys = _text(debtors)[keep]
+    first_seen, debtor = _first_seen(debtor_keys)
+    types = _Lookup(_text(debtor_ids))
+    b2c = _text(debtor_types)[types.find(debtor_keys)] == "b2c"
+
+    pay_at, pay_day = lookup.find(_text(paid[0])), _days(paid[1])
+    pay_keep = (pay_at >= 0) & (pay_day <= limit)
+    sent = np.isin(_text(steps[5]), MADE)
+    escalations = len(cases[0])
+
+    def joined(imported: list[Any], taken: list[Any], escalated: list[Any]) -> np.ndarray:
+        return (
+            np.concatenate([_text(imported), _text(taken)[sent], _text(escalated)])
+            if (len(imported) + len(taken) + len(escalated))
+            else np.zeros(0, dtype=str)
+        )
+
+    at = lookup.find(joined(contacts[0], steps[0], cases[0]))
+    day = np.concatenate([_days(contacts[1]), _days(steps[1])[sent], _days(cases[1])])
+    action = _codes(joined(contacts[2], steps[2], ["escalation"] * escalations), ACTIONS)
+    channel = _codes(joined([c or "" for c in contacts[3]], steps[3], [""] * escalations), CHANNELS)
+    channel[action == ACTIONS.index("escalation")] = NO_CHANNEL
+    fee = np.concatenate(
+        [_money(contacts[4]), _money(steps[4])[sent], np.zeros(escalations, np.int64)]
     )
-    payments = await scope.select(
-        Payment, Payment.invoice, Payment.paid_date, Payment.amount
-    ).where((Payment.invoice.is_not_null()) & (Payment.paid_date <= as_of))
-    payments = [p for p in payments if p["invoice"] in position]
-    contacts = await scope.select(
-        Contact, Contact.invoice, Contact.date, Contact.action, Contact.channel, Contact.fee
-    ).where(Contact.date <= as_of)
-    steps = await scope.select(
-        DunningStep,
-        DunningStep.invoice,
-        DunningStep.run_date,
-        DunningStep.action,
-        DunningStep.channel,
-        DunningStep.fee,
-    ).where(DunningStep.status.is_in(list(MADE)) & (DunningStep.run_date <= as_of))
-    cases = await scope.select(
-        CollectionCase, CollectionCase.invoice, CollectionCase.opened_on
-    ).where(CollectionCase.opened_on <= as_of)
-    actions = [
-        (c["invoice"], c["date"], c["action"], c["channel"] or "", c["fee"]) for c in contacts
-    ]
-    actions += [(s["invoice"], s["run_date"], s["action"], s["channel"], s["fee"]) for s in steps]
-    actions += [(c["invoice"], c["opened_on"], "escalation", "", 0) for c in cases]
-    actions = [a for a in actions if a[0] in position and a[2] in ACTIONS]
-    actions.sort(key=lambda a: (position[a[0]], a[1]))
-    channel = _codes([a[3] for a in actions], CHANNELS, NO_CHANNEL)
-    escalation = _codes([a[2] for a in actions], ACTIONS) == ACTIONS.index("escalation")
-    channel[escalation] = NO_CHANNEL
+    ok = np.flatnonzero((at >= 0) & (day <= limit) & (action >= 0))
+    ok = ok[np.lexsort((day[ok], at[ok]))]
     return History(
-        as_of=day_number(as_of),
+        as_of=limit,
         currency=scope.currency,
-        invoice_id=np.array([str(row["id"]) for row in invoices]),
+        invoice_id=invoice_ids.astype(object),
         debtor=debtor,
-        debtor_ids=np.array([str(d) for d in debtor_number]),
-        b2c=np.array([row["debtor.type"] == "b2c" for row in invoices], dtype=bool),
-        issue=_days([row["issue_date"] for row in invoices]),
-        due=_days([row["due_date"] for row in invoices]),
-        amount=np.array([row["amount"] for row in invoices], dtype=np.int64),
-        e_invoice=np.array([bool(row["e_invoice"]) for row in invoices], dtype=bool),
-        disputed=np.array([row["state"] == "disputed" for row in invoices], dtype=bool),
-        fee_agreed=np.array([bool(row["fee_agreed"]) for row in invoices], dtype=bool),
-        pay_invoice=np.array([position[p["invoice"]] for p in payments], dtype=np.int32),
-        pay_day=_days([p["paid_date"] for p in payments]),
-        pay_amount=np.array([p["amount"] for p in payments], dtype=np.int64),
-        act_invoice=np.array([position[a[0]] for a in actions], dtype=np.int32),
-        act_day=_days([a[1] for a in actions]),
-        act_action=_codes([a[2] for a in actions], ACTIONS),
-        act_channel=channel,
-        act_fee=np.array([a[4] for a in actions], dtype=np.int64),
+        debtor_ids=first_seen.astype(object),
+        b2c=b2c,
+        issue=issue[keep],
+        due=_days(due)[keep],
+        amount=_money(amount)[keep],
+        e_invoice=np.array(e_invoice, dtype=bool).reshape(-1)[keep],
+        disputed=_text(state)[keep] == "disputed",
+        fee_agreed=np.array(fee_agreed, dtype=bool).reshape(-1)[keep],
+        pay_invoice=pay_at[pay_keep].astype(np.int32),
+        pay_day=pay_day[pay_keep],
+        pay_amount=_money(paid[2])[pay_keep],
+        act_invoice=at[ok].astype(np.int32),
+        act_day=day[ok],
+        act_action=action[ok].astype(np.int8),
+        act_channel=channel[ok].astype(np.int8),
+        act_fee=fee[ok],
     )
 
 

@@ -162,6 +162,51 @@ async def _fetch_where_in(
     return [dict(record) for record in records]
 
 
+def _column_as(column: str, days: Sequence[str], text: Sequence[str]) -> str:
+    """A date as its day number since 1970-01-01, a key as text, in this engine's SQL."""
+    if column in days:
+        if is_sqlite():
+            return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"
+        return f"({column} - DATE '1970-01-01')"
+    if column in text and not is_sqlite():  # SQLite keeps UUIDs as text already
+        return f"{column}::text"
+    return column
+
+
+async def _columns(
+    table: type[Table],
+    tenant_id: Any,
+    columns: Sequence[str],
+    order_by: Sequence[str],
+    days: Sequence[str] = (),
+    text: Sequence[str] = (),
+) -> list[list[Any]]:
+    """Every row of one tenant as one list per column, straight from the driver: reading a
+    whole book into arrays through the ORM's dicts costs ten times as much. Columns in
+    `days` come as day numbers and those in `text` as strings, converted by the database
+    (a million dates or UUIDs made into Python objects first cost seconds)."""
+    known = {column._meta.db_column_name for column in table._meta.columns}
+    unknown = [c for c in (*columns, *order_by) if c not in known]
+    if unknown:
+        raise ValueError(f"{table.__name__} has no column {unknown[0]!r}")
+    name = table._meta.tablename
+    select = ", ".join(_column_as(c, days, text) for c in columns)
+    order = f" ORDER BY {', '.join(order_by)}" if order_by else ""
+    connection = _connection()
+    if is_sqlite():
+        cursor = await connection.execute(
+            f"SELECT {select} FROM {name} WHERE tenant = ?{order}", (str(tenant_id),)
+        )
+        rows: Sequence[Any] = await cursor.fetchall()
+    else:
+        rows = await connection.fetch(
+            f"SELECT {select} FROM {name} WHERE tenant = $1{order}", tenant_id
+        )
+    if not rows:
+        return [[] for _ in columns]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 async def _advisory_lock(key: str) -> None:
     """Serialise writers of one key for the rest of the transaction (PostgreSQL only).
 
