@@ -27,6 +27,7 @@ from backend.api.dunning import AgencyCallController, DunningController
 from backend.api.events import EventController
 from backend.api.ops import Health
 from backend.api.policies import PolicyController
+from backend.api.portfolio import PortfolioController
 from backend.api.reference_rates import ReferenceRateController
 from backend.api.simulations import SimulationController
 from backend.api.statuses import DocumentedStatuses
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReferenceRateController,
             PolicyController,
             SimulationController,
+            PortfolioController,
             DunningController,
             EventController,
             CaseController,

@@ -166,3 +166,21 @@ async def run_simulation_now(settings: Settings, tenant_id: str, simulation_id: 
 def run_simulation(tenant_id: str, simulation_id: str) -> str:
     """RQ's entry point of `run_simulation_now`."""
     return _in_worker(lambda settings: run_simulation_now(settings, tenant_id, simulation_id))
+
+
+async def combine_portfolio_now(settings: Settings, run_id: str) -> str:
+    """Combine a portfolio simulation's parts (running them first when in-process)."""
+    from uuid import UUID
+
+    from backend import portfolio
+    from tenants.access import ROLE_GRANTS, Principal
+
+    system = Principal(
+        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+    )
+    return await portfolio.combine_now(settings, UUID(run_id), system)
+
+
+def combine_portfolio(run_id: str) -> str:
+    """RQ's entry point of `combine_portfolio_now`."""
+    return _in_worker(lambda settings: combine_portfolio_now(settings, run_id))

@@ -65,6 +65,7 @@ CORES: dict[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]] = {
     **{periodic.run: periodic.core for periodic in PERIODIC},
     jobs.fit_model: jobs.fit_model_now,
     jobs.run_simulation: jobs.run_simulation_now,
+    jobs.combine_portfolio: jobs.combine_portfolio_now,
 }
 
 _running: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
@@ -102,8 +103,13 @@ def enqueue(
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         try:
+            from rq.job import Dependency
+
+            # A dependent job runs once its dependencies have ended, failed ones included:
+            # it reports them rather than waiting forever.
+            dependency = Dependency(jobs=depends_on, allow_failure=True) if depends_on else None
             job = rq_queue(settings).enqueue(
-                func, *args, job_id=job_id, job_timeout=timeout, depends_on=depends_on
+                func, *args, job_id=job_id, job_timeout=timeout, depends_on=dependency
             )
             return str(job.id)
         except (RedisConnectionError, RedisTimeoutError) as exc:

@@ -197,7 +197,8 @@ async def _columns(
         cursor = await connection.execute(
             f"SELECT {select} FROM {name} WHERE tenant = ?{order}", (str(tenant_id),)
         )
-        rows: Sequence[Any] = await cursor.fetchall()
+        # Piccolo's SQLite connections hand rows back as dicts: their values, in order.
+        rows: Sequence[Any] = [tuple(row.values()) for row in await cursor.fetchall()]
     else:
         rows = await connection.fetch(
             f"SELECT {select} FROM {name} WHERE tenant = $1{order}", tenant_id

@@ -41,12 +41,15 @@ def _kill(worker: subprocess.Popen[bytes]) -> None:
 
 
 def _worker(redis_url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "worker"],
-        env={**os.environ, "REDIS_URL": redis_url, "KRAVLAB_JOB_STALE_SECONDS": STALE},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """A real `kravlab worker`, its output kept under the var dir for a failure's reading."""
+    log = Path(os.environ["KRAVLAB_VAR_DIR"]) / f"worker-{time.monotonic_ns()}.log"
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "worker"],
+            env={**os.environ, "REDIS_URL": redis_url, "KRAVLAB_JOB_STALE_SECONDS": STALE},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def _poll(http: Any, path: str, headers: Any, until: Any, within: float) -> dict[str, Any]:
@@ -133,4 +136,79 @@ async def test_with_redis_down_simulations_are_refused_and_ingest_goes_on(migrat
             )
             assert batch.status_code == 200, batch.text
     finally:
+        live.stop()
+
+
+async def test_a_portfolio_fans_out_over_two_workers_and_combines(migrated, own_redis):
+    """One job per tenant taken by either of two real workers, then the combining job."""
+    from redis import Redis
+    from rq import Queue
+    from rq.job import Job
+    from rq.registry import FinishedJobRegistry
+
+    from backend.queue import QUEUE_NAME
+
+    live = LiveServer(REDIS_URL=own_redis.url).start()
+    workers = [_worker(own_redis.url), _worker(own_redis.url)]
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=120) as http:
+            agency = await agency_user(http)
+            tenants = []
+            for seed in range(4):
+                tenant = await onboard(http, agency)
+                invoices, payments = book_rows(
+                    generate("retail-b2c", 1500, 20 + seed, as_of=date.today())
+                )
+                for rows, kind in ((invoices, "invoices"), (payments, "payments")):
+                    r = await http.post(
+                        tenant.path(f"/{kind}/batch"), json={kind: rows}, headers=tenant.key
+                    )
+                    assert r.status_code == 200, r.text
+                tenants.append(tenant)
+            body = {"tenant_ids": [t.id for t in tenants], "horizon_days": 90}
+            r = await http.post("/api/v1/portfolio/simulations", json=body, headers=agency)
+            assert r.status_code == 202, r.text
+            run = await _poll(
+                http,
+                f"/api/v1/portfolio/simulations/{r.json()['id']}",
+                agency,
+                lambda b: b["status"] in ("done", "partial"),
+                600,
+            )
+            assert run["status"] == "done", run["result"]["tenants"]
+            sek = run["result"]["currencies"]["SEK"]
+            parts = run["result"]["tenants"]
+            assert sek["tenants"] == 4 and {p["tenant_id"] for p in parts} == {
+                t.id for t in tenants
+            }
+            # the combination is the tenants' own forecasts, each read through its own tenant
+            cohorts = []
+            for tenant, part in zip(tenants, parts, strict=True):
+                assert part["tenant_id"] == tenant.id
+                session = await login(http, tenant.admin_email, tenant.admin_password)
+                own = (
+                    await http.get(
+                        tenant.path(f"/simulations/{part['simulation_id']}"), headers=session
+                    )
+                ).json()
+                assert own["status"] == "done"
+                cohorts.append(own["result"]["cohort"])
+                assert own["result"]["model"]["invoices"] == 1500  # its own rows only
+            assert sek["invoices"] == sum(c["invoices"] for c in cohorts)
+            assert sek["amount"] == sum(c["amount"] for c in cohorts)
+            recoveries = [p["recovery"]["90"] for p in parts]
+            assert min(recoveries) <= sek["recovery"]["90"] <= max(recoveries)
+
+        connection = Redis.from_url(own_redis.url)
+        finished = FinishedJobRegistry(queue=Queue(QUEUE_NAME, connection=connection))
+        jobs = [Job.fetch(job_id, connection=connection) for job_id in finished.get_job_ids()]
+        names = {job.func_name.rsplit(".", 1)[-1] for job in jobs}
+        assert {"run_simulation", "combine_portfolio"} <= names
+        combine = next(j for j in jobs if j.func_name.endswith("combine_portfolio"))
+        ran = [j for j in jobs if j.func_name.endswith("run_simulation")]
+        assert len(ran) == 4 and all(j.ended_at <= combine.started_at for j in ran)
+        assert len({j.worker_name for j in ran}) == 2, "both workers took tenants' jobs"
+    finally:
+        for worker in workers:
+            _kill(worker)
         live.stop()

@@ -46,6 +46,7 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
     "profile:manage": ({"agency_admin", "tenant_admin"}, set()),
     "webhooks:manage": ({"agency_admin", "tenant_admin"}, set()),
     "cases:work": ({"agency_admin", "agency_staff"}, set()),
+    "portfolio:simulate": ({"agency_admin", "agency_staff"}, set()),
     "simulations:run": (
         {"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
         {"simulations:write"},
@@ -116,6 +117,8 @@ ROUTE_PERMISSIONS = {
     ("DELETE", T + "/simulations/{simulation_id}"): "simulations:run",
     ("GET", T + "/model"): "read",
     ("POST", T + "/model"): "simulations:run",
+    ("POST", "/api/v1/portfolio/simulations"): "portfolio:simulate",
+    ("GET", "/api/v1/portfolio/simulations/{run_id}"): "portfolio:simulate",
 }
 WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["step_taken"], "secret": "s" * 24}
 POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
@@ -153,6 +156,10 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/dunning/run"): {},
         ("POST", T + "/simulations"): {"candidates": {"m": POLICY}, "horizon_days": 30},
         ("POST", T + "/model"): None,
+        ("POST", "/api/v1/portfolio/simulations"): {
+            "tenant_ids": [world["own"].id],
+            "horizon_days": 30,
+        },
         ("PUT", T + "/profile"): {"bankgiro": "123-4567"},
         ("POST", T + "/webhooks"): WEBHOOK,
         ("POST", T + "/cases/{case_id}/assign"): {"assignee": None},
@@ -192,6 +199,7 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                     "case_id",
                     "step_id",
                     "simulation_id",
+                    "run_id",
                 ):
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
                 path = path.replace("{number:int}", "{number}")
@@ -285,6 +293,7 @@ async def world(client, admin) -> dict[str, Any]:
         "plans": [await _plan(t.id, invoice_of[t.id]) for t in (own, other)],
         "step_of": {t.id: await _step_of(letter_of[t.id]) for t in (own, other)},
         "simulation_of": {t.id: await _simulation(t.id) for t in (own, other)},
+        "run_id": await _portfolio_run(),
         "letter_of": letter_of,
         "admins": {own.id: own_admin, other.id: other_admin},
     }
@@ -363,6 +372,27 @@ async def _simulation(tenant_id: str) -> str:
         )
     )
     return str(simulation_id)
+
+
+async def _portfolio_run() -> str:
+    """A finished portfolio simulation (tests/faults/test_simulation_worker.py makes real ones)."""
+    import json
+    from datetime import UTC, datetime
+
+    from backend.tables import PortfolioRun
+
+    run_id = uuid.uuid4()
+    await PortfolioRun.insert(
+        PortfolioRun(
+            id=run_id,
+            status="done",
+            request=json.dumps({"tenants": [], "horizon_days": 30}),
+            result=json.dumps({"currencies": {}, "tenants": []}),
+            created_by="matrix",
+            created_at=datetime.now(UTC),
+        )
+    )
+    return str(run_id)
 
 
 async def _step_of(letter_id: str) -> str:
@@ -478,7 +508,7 @@ async def test_route_against_every_credential(client, admin, world, route):
             url = (
                 await _path_for(client, admin, world, path, tenant_id, destructive)
                 if tenant_id
-                else path
+                else path.replace("{run_id}", world["run_id"])
             )
             body = _body(method, path, world, tenant_id)
             r = await client.request(method, url, json=body, headers=headers)

@@ -1,0 +1,78 @@
+"""The agency's portfolio simulation: every client's live policies forecast and combined."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from msgspec import Meta, Struct
+
+from backend import portfolio
+from backend.settings import Settings
+from tenants.access import Principal
+from tenants.scope import AgencyScope
+
+
+class PortfolioIn(Struct, forbid_unknown_fields=True):
+    tenant_ids: (
+        Annotated[list[UUID], Meta(min_length=1, max_length=portfolio.MAX_TENANTS)] | None
+    ) = None
+    horizon_days: Annotated[int, Meta(ge=30, le=730)] = 180
+
+
+class PortfolioOut(Struct):
+    id: UUID
+    status: Literal["queued", "running", "done", "partial"]
+    created_at: datetime
+    created_by: str
+    finished_at: datetime | None
+    tenants: list[str]
+    result: (
+        Annotated[
+            dict[str, Any],
+            Meta(
+                description="per currency: invoices, amount, recovery and cash curve weighted "
+                "by amount, fees, interest, channel cost, escalations; and each tenant's status"
+            ),
+        ]
+        | None
+    )
+
+
+class PortfolioController(Controller):
+    path = "/api/v1/portfolio/simulations"
+    tags = ["simulation"]
+
+    @post(
+        "/",
+        status_code=202,
+        opt={"permission": "portfolio:simulate", "body": PortfolioIn},
+        summary="Forecast every client's live policies: one job per tenant, then a combining job",
+    )
+    async def create_portfolio(
+        self,
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        data: JSONBody[PortfolioIn | None] = None,
+    ) -> PortfolioOut:
+        body = data or PortfolioIn()
+        run = await portfolio.create(
+            AgencyScope.open(principal), settings, body.tenant_ids, body.horizon_days
+        )
+        return msgspec.convert(run, PortfolioOut)
+
+    @get(
+        "/{run_id:uuid}",
+        opt={"permission": "portfolio:simulate"},
+        summary="A portfolio simulation's status, and the combined forecast once done",
+    )
+    async def get_portfolio(
+        self, principal: NamedDependency[Principal], run_id: FromPath[UUID]
+    ) -> PortfolioOut:
+        AgencyScope.open(principal)  # the agency's own: a tenant's credential gets 404
+        return msgspec.convert(await portfolio.get(run_id), PortfolioOut)
