@@ -62,7 +62,8 @@ PERIODIC: list[Periodic] = [
 
 # Each job's entry point and its async core, for in-process runs of `enqueue`.
 CORES: dict[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]] = {
-    periodic.run: periodic.core for periodic in PERIODIC
+    **{periodic.run: periodic.core for periodic in PERIODIC},
+    jobs.load_import: jobs.load_import_now,
 }
 
 _running: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
@@ -83,10 +84,17 @@ def rq_queue(settings: Settings) -> Any:
 
 
 def enqueue(
-    settings: Settings, func: Callable[..., Any], *args: Any, job_id: str | None = None
+    settings: Settings,
+    func: Callable[..., Any],
+    *args: Any,
+    job_id: str | None = None,
+    retries: int = 0,
+    timeout: float | None = None,
 ) -> str | None:
     """Run `func(*args)` in the background; returns the RQ job id (None in-process).
 
+    On RQ, a job whose worker dies is run again up to `retries` times (jobs are
+    idempotent), and one running past `timeout` seconds is stopped.
     In-process, the job's async core becomes a task of the running loop, so this must be
     called from the server's loop (a handler), which is the only caller there is.
     """
@@ -95,7 +103,16 @@ def enqueue(
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         try:
-            return str(rq_queue(settings).enqueue(func, *args, job_id=job_id).id)
+            from rq import Retry
+
+            job = rq_queue(settings).enqueue(
+                func,
+                *args,
+                job_id=job_id,
+                retry=Retry(max=retries) if retries else None,
+                job_timeout=int(timeout) if timeout else None,
+            )
+            return str(job.id)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             log.warning("job refused, Redis unavailable", job=func.__name__, error=str(exc))
             raise QueueUnavailable("the job queue is unavailable, retry shortly") from exc

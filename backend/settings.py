@@ -110,6 +110,13 @@ class Settings:
     # KRAVLAB_WEBHOOK_INTERVAL_SECONDS: how often due webhook deliveries are attempted (each
     # attempt's request is bounded by KRAVLAB_CHANNEL_TIMEOUT_SECONDS).
     webhook_interval_seconds: float = _env("KRAVLAB_WEBHOOK_INTERVAL_SECONDS", 30.0)
+    # KRAVLAB_MAX_IMPORT_BYTES: the largest history upload (`POST /imports`, all its files);
+    # it streams to disk under var_dir, never into memory. 1 000 000 invoices with their
+    # payments and contacts take about 250 MB.
+    max_import_bytes: int = _env("KRAVLAB_MAX_IMPORT_BYTES", 2 * 1024**3)
+    # KRAVLAB_IMPORT_TIMEOUT_SECONDS: an import still loading after this long is stopped and
+    # shown failed (nothing of it is loaded); also the RQ job's timeout.
+    import_timeout_seconds: float = _env("KRAVLAB_IMPORT_TIMEOUT_SECONDS", 3600.0)
 
     @property
     def is_postgres(self) -> bool:
@@ -180,9 +187,15 @@ class Settings:
             webhook_interval_seconds=_seconds(
                 "KRAVLAB_WEBHOOK_INTERVAL_SECONDS", cls.webhook_interval_seconds
             ),
+            max_import_bytes=_int("KRAVLAB_MAX_IMPORT_BYTES", cls.max_import_bytes),
+            import_timeout_seconds=_seconds(
+                "KRAVLAB_IMPORT_TIMEOUT_SECONDS", cls.import_timeout_seconds
+            ),
         )
         if settings.idempotency_ttl_hours < 24:
             raise SettingsError("KRAVLAB_IDEMPOTENCY_TTL_HOURS must be at least 24")
+        if settings.max_import_bytes < 1:
+            raise SettingsError("KRAVLAB_MAX_IMPORT_BYTES must be at least 1")
         if settings.db_pool_size < 1:
             raise SettingsError("KRAVLAB_DB_POOL_SIZE must be at least 1")
         if settings.smtp_tls not in SMTP_TLS_MODES:

@@ -39,6 +39,7 @@ PERMISSIONS = (
     "profile:manage",  # how letters name the tenant: payment instructions, dispute contact
     "webhooks:manage",  # where the tenant's events are sent, with the secret that signs them
     "cases:work",  # the agency's collection work: assign, note, close cases
+    "imports:write",  # load a payment history (POST /imports): invoices, payments, contacts
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
@@ -52,6 +53,7 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "payments:match",
             "dunning:run",
             "cases:work",
+            "imports:write",
         }
     ),
     "tenant_admin": frozenset(
@@ -70,6 +72,7 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "dunning:run",
             "profile:manage",
             "webhooks:manage",
+            "imports:write",
         }
     ),
     "tenant_member": frozenset(
@@ -79,7 +82,8 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
 
 SCOPE_GRANTS: dict[str, frozenset[str]] = {
     "read": frozenset({"tenants:read", "read"}),
-    "invoices:write": frozenset({"invoices:write", "invoices:manage"}),
+    # A history import writes invoices with their payments: a key that may push invoices.
+    "invoices:write": frozenset({"invoices:write", "invoices:manage", "imports:write"}),
     "payments:write": frozenset({"payments:write", "payments:match"}),
     "policies:write": frozenset({"policies:write"}),
     "simulations:write": frozenset(),
