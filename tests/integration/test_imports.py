@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -473,3 +476,83 @@ async def test_the_example_history_loads(client, tenant):
     assert body["status"] == "done", body
     assert body["invoices"] == load_history(HISTORY).size
     assert json.loads(json.dumps(body))["error_count"] == 0
+
+
+def kravlab_import(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", "import", *args],
+        env={**os.environ, "COLUMNS": "100"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+async def test_kravlab_import_loads_a_directory_like_the_api(client, tenant, tmp_path):
+    folder = tmp_path / "history"
+    write(generate("wholesale-b2b", 1500, seed=3), folder)
+    history = load_history(folder)
+    result = kravlab_import("--tenant", tenant.slug, str(folder))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"imported {history.size} invoices, {len(history.pay_amount)} payments and "
+        f"{len(history.act_fee)} contacts into {tenant.slug}" in result.stdout
+    )
+    assert (await book_counts(tenant.id))[1:] == (history.size, len(history.pay_amount))
+    listed = (await client.get(tenant.path("/imports"), headers=tenant.key)).json()["items"]
+    assert [(i["status"], i["invoices"], i["created_by"]) for i in listed] == [
+        ("done", history.size, f"cli:{UUID(int=0)}")
+    ]
+    # The same directory again: every invoice is already in the book, nothing more is loaded.
+    again = kravlab_import("--tenant", tenant.slug, str(folder))
+    assert again.returncode == 1
+    assert f"refused: {history.size} problem(s), nothing was loaded" in again.stdout
+    assert "invoices.csv:2 column invoice_id: 'F-0000001' is already in the book" in again.stdout
+    assert (await book_counts(tenant.id))[1] == history.size
+
+
+async def test_kravlab_import_names_bad_lines_and_unknown_tenants(tenant, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "invoices.csv").write_text(INVOICES + "A-4,C-3,b2x,2025-02-03,2025-03-05,1,SEK,,,\n")
+    (folder / "payments.csv").write_text(PAYMENTS)
+    result = kravlab_import("--tenant", tenant.slug, str(folder))
+    assert result.returncode == 1
+    assert "invoices.csv:5 column debtor_type: must be b2b or b2c: 'b2x'" in result.stdout
+    assert await book_counts(tenant.id) == (0, 0, 0)
+    missing = kravlab_import("--tenant", "no-such-tenant", str(folder))
+    assert missing.returncode == 1 and "no tenant with the slug no-such-tenant" in missing.stdout
+    nowhere = kravlab_import("--tenant", tenant.slug, str(tmp_path / "absent"))
+    assert nowhere.returncode == 1 and "not a directory" in nowhere.stdout
+
+
+async def test_the_dunning_engine_leaves_imported_invoices_alone(client, tenant):
+    """A history's unsettled invoices are censored, not unpaid: no step, fee or escalation
+    for them, until the ERP pushes one (then it is the book's, and worked)."""
+    session = await login(client, tenant.admin_email, tenant.admin_password)
+    policy = {
+        "name": "Letters",
+        "steps": [{"day": 5, "action": "reminder", "channel": "letter"}],
+        "escalate_after_days": 60,
+    }
+    made = await client.post(tenant.path("/policies"), json={"policy": policy}, headers=session)
+    activated = await client.post(
+        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+    )
+    assert activated.status_code == 200, activated.text
+    assert (await imported(client, tenant, files()))["status"] == "done"
+    preview = await client.get(tenant.path("/dunning/preview"), headers=session)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["steps"] == [] and preview.json()["escalations"] == []
+
+    pushed = invoice("A-3", debtor="C-2", debtor_type="b2b", amount=1_500_000)
+    pushed["issue_date"], pushed["due_date"] = "2025-02-10", "2025-03-12"
+    r = await client.post(
+        tenant.path("/invoices/batch"), json={"invoices": [pushed]}, headers=tenant.key
+    )
+    assert r.status_code == 200, r.text
+    preview = (await client.get(tenant.path("/dunning/preview"), headers=session)).json()
+    worked = {s["external_id"] for s in preview["steps"]} | {
+        e["external_id"] for e in preview["escalations"]
+    }
+    assert worked == {"A-3"}

@@ -46,6 +46,7 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
     "profile:manage": ({"agency_admin", "tenant_admin"}, set()),
     "webhooks:manage": ({"agency_admin", "tenant_admin"}, set()),
     "cases:work": ({"agency_admin", "agency_staff"}, set()),
+    "imports:write": ({"agency_admin", "agency_staff", "tenant_admin"}, {"invoices:write"}),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
@@ -106,6 +107,9 @@ ROUTE_PERMISSIONS = {
     ("GET", T + "/webhooks"): "webhooks:manage",
     ("DELETE", T + "/webhooks/{webhook_id}"): "webhooks:manage",
     ("GET", T + "/webhooks/{webhook_id}/deliveries"): "webhooks:manage",
+    ("POST", T + "/imports"): "imports:write",
+    ("GET", T + "/imports"): "read",
+    ("GET", T + "/imports/{import_id}"): "read",
 }
 WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["step_taken"], "secret": "s" * 24}
 POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
@@ -153,6 +157,8 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/invoices/{invoice_id}/contacts/{step_id}/outcome"): {"outcome": "reached"},
         ("POST", T + "/cases/{case_id}/notes"): {"text": "matrix"},
         ("POST", T + "/cases/{case_id}/close"): {"outcome": "written_off"},
+        # Not multipart: allowed callers get 415 (tests/integration/test_imports.py uploads).
+        ("POST", T + "/imports"): None,
     }
     if method in ("GET", "DELETE"):
         return None
@@ -179,6 +185,7 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                     "webhook_id",
                     "case_id",
                     "step_id",
+                    "import_id",
                 ):
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
                 path = path.replace("{number:int}", "{number}")
@@ -204,7 +211,7 @@ async def world(client, admin) -> dict[str, Any]:
     marker = f"LEAK{secrets.token_hex(6)}"
     own_admin = await login(client, own.admin_email, own.admin_password)
     other_admin = await login(client, other.admin_email, other.admin_password)
-    invoice_of, payment_of, policy_of, webhook_of = {}, {}, {}, {}
+    invoice_of, payment_of, policy_of, webhook_of, import_of = {}, {}, {}, {}, {}
     for t, session, prefix in ((own, own_admin, "OWN"), (other, other_admin, marker)):
         rows = [
             invoice(
@@ -232,6 +239,13 @@ async def world(client, admin) -> dict[str, Any]:
         policy_of[t.id] = made.json()["id"]
         hook = await client.post(t.path("/webhooks"), json=WEBHOOK, headers=session)
         webhook_of[t.id] = hook.json()["id"]
+        # A refused import (nothing loaded): the tenant's book stays as it is.
+        made = await client.post(
+            t.path("/imports"),
+            files={"invoices.csv": ("i.csv", "x\n"), "payments.csv": ("p.csv", "y\n")},
+            headers=t.key,
+        )
+        import_of[t.id] = made.json()["id"]
     credentials: dict[str, tuple[dict[str, str], str | None, str | None, str | None]] = {
         # name -> (headers, role, scope, tenant_id)
         "anonymous": ({}, None, None, None),
@@ -268,6 +282,7 @@ async def world(client, admin) -> dict[str, Any]:
         "payment_of": payment_of,
         "policy_of": policy_of,
         "webhook_of": webhook_of,
+        "import_of": import_of,
         "case_of": {t.id: await _case(t.id, invoice_of[t.id]) for t in (own, other)},
         "plans": [await _plan(t.id, invoice_of[t.id]) for t in (own, other)],
         "step_of": {t.id: await _step_of(letter_of[t.id]) for t in (own, other)},
@@ -384,6 +399,7 @@ async def _path_for(client, admin, world, path, tenant_id, destructive):
         "webhook_id": world["webhook_of"].get(tenant_id, str(uuid.uuid4())),
         "case_id": world["case_of"].get(tenant_id, str(uuid.uuid4())),
         "step_id": world["step_of"].get(tenant_id, str(uuid.uuid4())),
+        "import_id": world["import_of"].get(tenant_id, str(uuid.uuid4())),
         "language": "sv",
         "file": "reminder.subject.txt",
     }
