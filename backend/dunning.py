@@ -258,9 +258,7 @@ async def accrue_interest(scope: TenantScope, on: date) -> int:
         Invoice.due_date,
         Invoice.amount,
         Invoice.debtor.type.as_alias("debtor_type"),
-    ).where(
-        Invoice.settled_date.is_null() & (Invoice.due_date < on) & (Invoice.origin == "live")
-    )
+    ).where(Invoice.settled_date.is_null() & (Invoice.due_date < on) & (Invoice.origin == "live"))
     if not rows:
         return 0
     ids = [r["id"] for r in rows]

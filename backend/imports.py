@@ -86,6 +86,13 @@ class TooLarge(ClientException):
     status_code = 413
 
 
+class KeyInFlight(ClientException):
+    """409: an upload with this Idempotency-Key is still being accepted (the answer comes
+    from the idempotency record; declared so the route documents it)."""
+
+    status_code = 409
+
+
 @dataclass
 class Problems:
     """Problems by file, line and column: the first `MAX_LISTED_PROBLEMS` kept, all counted."""
@@ -870,7 +877,7 @@ async def _settle_lost(scope: TenantScope, row: dict[str, Any], lost: Lost) -> d
     forever. Its transaction died with the job, so nothing of it is in the book."""
     if row["status"] not in ("queued", "running"):
         return row
-    why = lost(row)
+    why = await asyncio.to_thread(lost, row)  # may ask Redis: off the server's loop
     if why is None:
         return row
     problems = _internal(why)

@@ -123,7 +123,7 @@ class ImportController(Controller):
         opt={"permission": "imports:write", "no_idempotency": True},
         operation_class=UploadOperation,
         request_max_body_size=None,  # KRAVLAB_MAX_IMPORT_BYTES, checked as the body streams
-        raises=[imports.UnsupportedMediaType, imports.TooLarge],
+        raises=[imports.UnsupportedMediaType, imports.TooLarge, imports.KeyInFlight],
         responses={
             202: ResponseSpec(
                 data_container=ImportAccepted,

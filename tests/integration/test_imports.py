@@ -556,3 +556,34 @@ async def test_the_dunning_engine_leaves_imported_invoices_alone(client, tenant)
         e["external_id"] for e in preview["escalations"]
     }
     assert worked == {"A-3"}
+
+
+async def test_an_import_whose_load_died_is_shown_failed_not_running(client, tenant, settings):
+    """In-process, a server killed outright takes its load (and its transaction) with it:
+    past KRAVLAB_IMPORT_TIMEOUT_SECONDS the import reads as failed, never running forever."""
+    from datetime import UTC, datetime, timedelta
+    from uuid import uuid4
+
+    from backend.tables import Import
+
+    stale, fresh = uuid4(), uuid4()
+    long_ago = datetime.now(UTC) - timedelta(seconds=settings.import_timeout_seconds + 60)
+    for import_id, at in ((stale, long_ago), (fresh, datetime.now(UTC))):
+        await Import.insert(
+            Import(
+                id=import_id,
+                tenant=UUID(tenant.id),
+                status="running",
+                stage="writing",
+                created_by="test",
+                created_at=at,
+                started_at=at,
+            )
+        )
+    dead = (await client.get(tenant.path(f"/imports/{stale}"), headers=tenant.key)).json()
+    assert dead["status"] == "failed" and dead["finished_at"] is not None
+    assert dead["errors"][0]["message"].startswith("the load did not finish within its time")
+    alive = (await client.get(tenant.path(f"/imports/{fresh}"), headers=tenant.key)).json()
+    assert alive["status"] == "running"
+    listed = (await client.get(tenant.path("/imports"), headers=tenant.key)).json()["items"]
+    assert {i["id"]: i["status"] for i in listed} == {str(stale): "failed", str(fresh): "running"}
