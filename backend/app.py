@@ -25,6 +25,7 @@ from backend.api.cases import AgencyCaseController, CaseController
 from backend.api.deps import provide_principal, provide_scope
 from backend.api.dunning import AgencyCallController, DunningController
 from backend.api.events import EventController
+from backend.api.imports import ImportController
 from backend.api.ops import Health
 from backend.api.policies import PolicyController
 from backend.api.portfolio import PortfolioController
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AgencyCaseController,
             AgencyCallController,
             TemplateController,
+            ImportController,
             static_files(),
         ],
         dependencies={

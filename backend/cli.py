@@ -1,4 +1,4 @@
-"""The `kravlab` command: serve, worker, migrate, admin, demo (and, later, sim)."""
+"""The `kravlab` command: serve, worker, migrate, admin, demo, import, sim."""
 
 from __future__ import annotations
 
@@ -58,6 +58,64 @@ async def _create_admin(email: str, password: str, role: str) -> None:
     console.print(f"created {role} {email} ({user_id})")
 
 
+async def _import(settings: Settings, slug: str, directory: str) -> int:
+    """Load a history directory into a tenant's book with a progress bar (the loader of
+    `POST /imports`, run here rather than in a job); 1 with every problem listed when the
+    history is refused, nothing written."""
+    from pathlib import Path
+    from uuid import UUID
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from backend import database, imports
+    from tenants.access import ROLE_GRANTS, Principal
+    from tenants.scope import TenantScope
+    from tenants.tables import Tenant
+
+    engine = database.current()
+    await database.open_pool(engine, settings)
+    try:
+        row = await Tenant.select(Tenant.id).where(Tenant.slug == slug).first()
+        if row is None:
+            _error("no tenant with the slug ", slug)
+            return 1
+        # The audit log names the command line as the actor (`cli:` and a nil id).
+        operator = Principal(
+            "cli", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+        )
+        scope = await TenantScope.open(row["id"], operator)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("validating", total=1.0)
+
+            def show(stage: str, share: float) -> None:
+                progress.update(task, description=stage, completed=share)
+
+            try:
+                import_id, loaded = await imports.load_directory(scope, Path(directory), show)
+            except imports.ImportFailed as exc:
+                progress.stop()
+                _error(f"refused: {exc.problems.count} problem(s), nothing was loaded")
+                for problem in exc.problems.listed:
+                    console.print(str(problem))
+                if exc.problems.count > len(exc.problems.listed):
+                    console.print(f"... and {exc.problems.count - len(exc.problems.listed)} more")
+                return 1
+            progress.update(task, description="done", completed=1.0)
+        console.print(
+            f"imported {loaded.invoices} invoices, {loaded.payments} payments and "
+            f"{loaded.contacts} contacts into {slug} (import {import_id})"
+        )
+        return 0
+    finally:
+        await database.close_pool(engine)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kravlab", description="kravlab: dunning, collection and policy simulation"
@@ -90,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--no-serve", action="store_true", help="seed and print, do not serve")
+
+    load = commands.add_parser(
+        "import", help="load a payment history (formats §1) into a tenant's book, all or nothing"
+    )
+    load.add_argument("--tenant", required=True, metavar="SLUG")
+    load.add_argument("dir", help="a directory with invoices.csv, payments.csv (and actions.csv)")
 
     from simulator import cli as simulator_cli
 
@@ -139,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_credentials(console, credentials, args.host, args.port)
             if not args.no_serve:
                 _serve(settings, args.host, args.port, workers=1)
+        elif args.command == "import":
+            return asyncio.run(_import(settings, args.tenant, args.dir))
     except ConflictError as exc:
         _error(exc.detail)
         return 1

@@ -160,6 +160,7 @@ async def plan(scope: TenantScope, on: date) -> Plan:
         Invoice.settled_date.is_null()
         & flowing
         & (Invoice.due_date <= on - timedelta(days=EARLIEST_STEP_DAY))
+        & (Invoice.origin == "live")  # imported history is never worked (docs/imports.md)
     )
     if not rows:
         return result
@@ -257,7 +258,7 @@ async def accrue_interest(scope: TenantScope, on: date) -> int:
         Invoice.due_date,
         Invoice.amount,
         Invoice.debtor.type.as_alias("debtor_type"),
-    ).where(Invoice.settled_date.is_null() & (Invoice.due_date < on))
+    ).where(Invoice.settled_date.is_null() & (Invoice.due_date < on) & (Invoice.origin == "live"))
     if not rows:
         return 0
     ids = [r["id"] for r in rows]

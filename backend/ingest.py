@@ -63,6 +63,11 @@ def _digest(*parts: object) -> str:
     return hashlib.blake2b(msgspec.json.encode(parts), digest_size=16).hexdigest()
 
 
+# What an invoice's or a debtor's content hash is made of, for writers besides this module
+# (`backend.imports` writes historical rows an ERP may later push unchanged).
+content_digest = _digest
+
+
 # The rules below see each row as a mapping of its valid fields: a field the schema
 # refused (or that is missing) is absent, and the rules that need it are skipped, since
 # the schema's own error already names it.
@@ -199,6 +204,7 @@ INVOICE_COLUMNS = (
     "content_hash",
     "created_at",
     "updated_at",
+    "origin",
 )
 INVOICE_UPDATES = (
     "debtor",
@@ -212,6 +218,7 @@ INVOICE_UPDATES = (
     "description",
     "content_hash",
     "updated_at",
+    "origin",
 )
 DEBTOR_COLUMNS = (
     "id",
@@ -296,13 +303,19 @@ async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBat
         await scope.upsert(
             Debtor, DEBTOR_COLUMNS, debtor_rows, ("tenant", "external_id"), DEBTOR_UPDATES
         )
-        known = await _known(scope, Invoice, list(invoices))
+        stored = await scope.fetch_where_in(
+            Invoice, ("external_id", "id", "content_hash", "origin"), "external_id", list(invoices)
+        )
+        known = {row["external_id"]: (row["id"], row["content_hash"]) for row in stored}
+        # An invoice loaded by an import is history the dunning engine leaves alone; the
+        # ERP pushing it makes it live (`origin`), so it is written even when unchanged.
+        historical = {row["external_id"] for row in stored if row["origin"] != "live"}
         created: list[tuple[Any, ...]] = []
         updated: list[tuple[Any, ...]] = []
         for external_id, row in invoices.items():
             digest = invoice_digests[external_id]
             existing = known.get(external_id)
-            if existing is not None and existing[1] == digest:
+            if existing is not None and existing[1] == digest and external_id not in historical:
                 continue
             (updated if existing else created).append(
                 (
@@ -323,6 +336,7 @@ async def ingest_invoices(scope: TenantScope, batch: InvoiceBatch) -> InvoiceBat
                     digest,
                     now,
                     now,
+                    "live",
                 )
             )
         await scope.upsert(

@@ -184,3 +184,27 @@ async def combine_portfolio_now(settings: Settings, run_id: str) -> str:
 def combine_portfolio(run_id: str) -> str:
     """RQ's entry point of `combine_portfolio_now`."""
     return _in_worker(lambda settings: combine_portfolio_now(settings, run_id))
+
+
+async def load_import_now(settings: Settings, tenant_id: str, import_id: str) -> str:
+    """Load one uploaded history into its tenant's book (`backend.imports.load`), all or
+    nothing; returns the import's final status. Idempotent: a finished import is left as it
+    is, one left `running` by a killed worker starts again from its files."""
+    from uuid import UUID
+
+    from backend import imports
+    from tenants.access import ROLE_GRANTS, Principal
+    from tenants.scope import TenantScope
+
+    system = Principal(
+        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+    )
+    scope = await TenantScope.open(UUID(tenant_id), system)
+    return await imports.load(scope, UUID(import_id), settings.var_dir)
+
+
+def load_import(tenant_id: str, import_id: str) -> str:
+    """RQ's entry point of `load_import_now`."""
+    from functools import partial
+
+    return _in_worker(partial(load_import_now, tenant_id=tenant_id, import_id=import_id))

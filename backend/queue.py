@@ -66,6 +66,7 @@ CORES: dict[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]] = {
     jobs.fit_model: jobs.fit_model_now,
     jobs.run_simulation: jobs.run_simulation_now,
     jobs.combine_portfolio: jobs.combine_portfolio_now,
+    jobs.load_import: jobs.load_import_now,
 }
 
 _running: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
@@ -90,11 +91,14 @@ def enqueue(
     func: Callable[..., Any],
     *args: Any,
     job_id: str | None = None,
-    timeout: int | None = None,
+    timeout: float | None = None,
     depends_on: list[str] | None = None,
+    retries: int = 0,
 ) -> str | None:
     """Run `func(*args)` in the background; returns the RQ job id (None in-process).
 
+    On RQ, a job whose worker dies is run again up to `retries` times (jobs are
+    idempotent), and one running past `timeout` seconds is stopped.
     In-process, the job's async core becomes a task of the running loop, so this must be
     called from the server's loop (a handler), which is the only caller there is.
     """
@@ -103,13 +107,19 @@ def enqueue(
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         try:
+            from rq import Retry
             from rq.job import Dependency
 
             # A dependent job runs once its dependencies have ended, failed ones included:
             # it reports them rather than waiting forever.
             dependency = Dependency(jobs=depends_on, allow_failure=True) if depends_on else None
             job = rq_queue(settings).enqueue(
-                func, *args, job_id=job_id, job_timeout=timeout, depends_on=dependency
+                func,
+                *args,
+                job_id=job_id,
+                retry=Retry(max=retries) if retries else None,
+                job_timeout=int(timeout) if timeout else None,
+                depends_on=dependency,
             )
             return str(job.id)
         except (RedisConnectionError, RedisTimeoutError) as exc:

@@ -113,6 +113,13 @@ class Settings:
     # KRAVLAB_JOB_STALE_SECONDS: a model fit or simulation whose heartbeat (every 5 s) has
     # been silent this long had its worker killed: it is failed, never left running.
     job_stale_seconds: float = _env("KRAVLAB_JOB_STALE_SECONDS", 120.0)
+    # KRAVLAB_MAX_IMPORT_BYTES: the largest history upload (`POST /imports`, all its files);
+    # it streams to disk under var_dir, never into memory. 1 000 000 invoices with their
+    # payments and contacts take about 250 MB.
+    max_import_bytes: int = _env("KRAVLAB_MAX_IMPORT_BYTES", 2 * 1024**3)
+    # KRAVLAB_IMPORT_TIMEOUT_SECONDS: an import still loading after this long is stopped and
+    # shown failed (nothing of it is loaded); also the RQ job's timeout.
+    import_timeout_seconds: float = _env("KRAVLAB_IMPORT_TIMEOUT_SECONDS", 3600.0)
 
     @property
     def is_postgres(self) -> bool:
@@ -184,9 +191,15 @@ class Settings:
                 "KRAVLAB_WEBHOOK_INTERVAL_SECONDS", cls.webhook_interval_seconds
             ),
             job_stale_seconds=_seconds("KRAVLAB_JOB_STALE_SECONDS", cls.job_stale_seconds),
+            max_import_bytes=_int("KRAVLAB_MAX_IMPORT_BYTES", cls.max_import_bytes),
+            import_timeout_seconds=_seconds(
+                "KRAVLAB_IMPORT_TIMEOUT_SECONDS", cls.import_timeout_seconds
+            ),
         )
         if settings.idempotency_ttl_hours < 24:
             raise SettingsError("KRAVLAB_IDEMPOTENCY_TTL_HOURS must be at least 24")
+        if settings.max_import_bytes < 1:
+            raise SettingsError("KRAVLAB_MAX_IMPORT_BYTES must be at least 1")
         if settings.db_pool_size < 1:
             raise SettingsError("KRAVLAB_DB_POOL_SIZE must be at least 1")
         if settings.smtp_tls not in SMTP_TLS_MODES:

@@ -136,6 +136,7 @@ def scratch_records(rows: list[dict]) -> list[tuple]:
             "0" * 32,
             now,
             now,
+            "live",
         )
         for r in rows
     ]

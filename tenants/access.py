@@ -41,6 +41,7 @@ PERMISSIONS = (
     "cases:work",  # the agency's collection work: assign, note, close cases
     "simulations:run",  # queue or cancel what-if simulations, refit the behaviour model
     "portfolio:simulate",  # forecast every client's live policies (agency only)
+    "imports:write",  # load a payment history (POST /imports): invoices, payments, contacts
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
@@ -56,6 +57,7 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "cases:work",
             "simulations:run",
             "portfolio:simulate",
+            "imports:write",
         }
     ),
     "tenant_admin": frozenset(
@@ -75,6 +77,7 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "profile:manage",
             "webhooks:manage",
             "simulations:run",
+            "imports:write",
         }
     ),
     "tenant_member": frozenset(
@@ -92,7 +95,8 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
 
 SCOPE_GRANTS: dict[str, frozenset[str]] = {
     "read": frozenset({"tenants:read", "read"}),
-    "invoices:write": frozenset({"invoices:write", "invoices:manage"}),
+    # A history import writes invoices with their payments: a key that may push invoices.
+    "invoices:write": frozenset({"invoices:write", "invoices:manage", "imports:write"}),
     "payments:write": frozenset({"payments:write", "payments:match"}),
     "policies:write": frozenset({"policies:write"}),
     "simulations:write": frozenset({"simulations:run"}),

@@ -51,6 +51,7 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
         {"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
         {"simulations:write"},
     ),
+    "imports:write": ({"agency_admin", "agency_staff", "tenant_admin"}, {"invoices:write"}),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
@@ -119,6 +120,9 @@ ROUTE_PERMISSIONS = {
     ("POST", T + "/model"): "simulations:run",
     ("POST", "/api/v1/portfolio/simulations"): "portfolio:simulate",
     ("GET", "/api/v1/portfolio/simulations/{run_id}"): "portfolio:simulate",
+    ("POST", T + "/imports"): "imports:write",
+    ("GET", T + "/imports"): "read",
+    ("GET", T + "/imports/{import_id}"): "read",
 }
 WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["step_taken"], "secret": "s" * 24}
 POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
@@ -172,6 +176,8 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/invoices/{invoice_id}/contacts/{step_id}/outcome"): {"outcome": "reached"},
         ("POST", T + "/cases/{case_id}/notes"): {"text": "matrix"},
         ("POST", T + "/cases/{case_id}/close"): {"outcome": "written_off"},
+        # Not multipart: allowed callers get 415 (tests/integration/test_imports.py uploads).
+        ("POST", T + "/imports"): None,
     }
     if method in ("GET", "DELETE"):
         return None
@@ -200,6 +206,7 @@ def app_routes() -> list[tuple[str, str, str | None]]:
                     "step_id",
                     "simulation_id",
                     "run_id",
+                    "import_id",
                 ):
                     path = path.replace("{" + name + ":uuid}", "{" + name + "}")
                 path = path.replace("{number:int}", "{number}")
@@ -225,7 +232,7 @@ async def world(client, admin) -> dict[str, Any]:
     marker = f"LEAK{secrets.token_hex(6)}"
     own_admin = await login(client, own.admin_email, own.admin_password)
     other_admin = await login(client, other.admin_email, other.admin_password)
-    invoice_of, payment_of, policy_of, webhook_of = {}, {}, {}, {}
+    invoice_of, payment_of, policy_of, webhook_of, import_of = {}, {}, {}, {}, {}
     for t, session, prefix in ((own, own_admin, "OWN"), (other, other_admin, marker)):
         rows = [
             invoice(
@@ -253,6 +260,13 @@ async def world(client, admin) -> dict[str, Any]:
         policy_of[t.id] = made.json()["id"]
         hook = await client.post(t.path("/webhooks"), json=WEBHOOK, headers=session)
         webhook_of[t.id] = hook.json()["id"]
+        # A refused import (nothing loaded): the tenant's book stays as it is.
+        made = await client.post(
+            t.path("/imports"),
+            files={"invoices.csv": ("i.csv", "x\n"), "payments.csv": ("p.csv", "y\n")},
+            headers=t.key,
+        )
+        import_of[t.id] = made.json()["id"]
     credentials: dict[str, tuple[dict[str, str], str | None, str | None, str | None]] = {
         # name -> (headers, role, scope, tenant_id)
         "anonymous": ({}, None, None, None),
@@ -289,6 +303,7 @@ async def world(client, admin) -> dict[str, Any]:
         "payment_of": payment_of,
         "policy_of": policy_of,
         "webhook_of": webhook_of,
+        "import_of": import_of,
         "case_of": {t.id: await _case(t.id, invoice_of[t.id]) for t in (own, other)},
         "plans": [await _plan(t.id, invoice_of[t.id]) for t in (own, other)],
         "step_of": {t.id: await _step_of(letter_of[t.id]) for t in (own, other)},
@@ -467,6 +482,7 @@ async def _path_for(client, admin, world, path, tenant_id, destructive):
         "case_id": world["case_of"].get(tenant_id, str(uuid.uuid4())),
         "step_id": world["step_of"].get(tenant_id, str(uuid.uuid4())),
         "simulation_id": world["simulation_of"].get(tenant_id, str(uuid.uuid4())),
+        "import_id": world["import_of"].get(tenant_id, str(uuid.uuid4())),
         "language": "sv",
         "file": "reminder.subject.txt",
     }

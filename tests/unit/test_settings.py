@@ -130,6 +130,8 @@ SAMPLES = {
     "KRAVLAB_SMS_GATEWAY_TOKEN": ("t0ken", "t0ken"),
     "KRAVLAB_CHANNEL_TIMEOUT_SECONDS": ("2.5", 2.5),
     "KRAVLAB_WEBHOOK_INTERVAL_SECONDS": ("0.5", 0.5),
+    "KRAVLAB_MAX_IMPORT_BYTES": ("1048576", 1048576),
+    "KRAVLAB_IMPORT_TIMEOUT_SECONDS": ("120", 120.0),
 }
 
 
@@ -157,6 +159,9 @@ def test_from_env_reads_every_variable_a_field_names(monkeypatch, tmp_path):
         ("KRAVLAB_JOB_STALE_SECONDS", "0"),
         ("KRAVLAB_WEBHOOK_INTERVAL_SECONDS", "0"),
         ("KRAVLAB_DB_POOL_SIZE", "0"),
+        ("KRAVLAB_MAX_IMPORT_BYTES", "0"),
+        ("KRAVLAB_MAX_IMPORT_BYTES", "big"),
+        ("KRAVLAB_IMPORT_TIMEOUT_SECONDS", "0"),
     ],
 )
 def test_bad_intervals_and_pool_sizes_are_refused(monkeypatch, tmp_path, name, value):
