@@ -22,7 +22,8 @@ from backend import simulations
 from backend.settings import Settings
 from backend.tables import PortfolioRun, Simulation
 from tenants import clock
-from tenants.scope import AgencyScope, TenantScope
+from tenants.access import Principal
+from tenants.scope import AgencyScope
 from tenants.tables import Tenant
 
 log = structlog.get_logger("kravlab.portfolio")
@@ -58,8 +59,10 @@ async def create(
         )
     )
     parts: list[tuple[UUID, UUID]] = []
+    scopes = []
     for tenant_id in chosen:
         scope = await agency.tenant(tenant_id)
+        scopes.append(scope)
         row, _ = await simulations.create(
             scope,
             settings,
@@ -86,7 +89,8 @@ async def create(
         else:
             queue.enqueue(settings, combine_portfolio, str(run_id))
     except queue.QueueUnavailable:
-        await Simulation.delete().where(Simulation.portfolio == run_id)
+        for scope in scopes:
+            await scope.delete(Simulation).where(Simulation.portfolio == run_id)
         await PortfolioRun.delete().where(PortfolioRun.id == run_id)
         raise
     return await get(run_id)
@@ -102,6 +106,7 @@ async def get(run_id: UUID) -> dict[str, Any]:
         "created_at": row["created_at"],
         "created_by": row["created_by"],
         "finished_at": row["finished_at"],
+        "error": row["error"],
         "tenants": json.loads(row["request"])["tenants"],
         "result": json.loads(row["result"]) if row["result"] else None,
     }
@@ -153,7 +158,7 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "tenants": [
             {
                 "tenant_id": part["tenant_id"],
-                "simulation_id": part["id"],
+                "simulation_id": str(part["id"]),
                 "status": part["status"],
                 "error": part["error"],
                 "recovery": part["result"]["results"]["live"]["recovery"]
@@ -165,20 +170,32 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def combine_now(settings: Settings, run_id: UUID, system: Any) -> str:
-    """The dependent job: run what has not run (in-process), then combine."""
+async def combine_now(settings: Settings, run_id: UUID, system: Principal) -> str:
+    """The dependent job: run what has not run (in-process), then combine. A failure here
+    shows the run failed, never running forever."""
     await PortfolioRun.update({PortfolioRun.status: "running"}).where(PortfolioRun.id == run_id)
-    rows = await Simulation.select(Simulation.id, Simulation.tenant).where(
-        Simulation.portfolio == run_id
-    )
-    parts = []
-    for row in rows:
-        scope = await TenantScope.open(row["tenant"], system)
-        if not settings.redis_url:
-            await simulations.run_now(scope, settings, row["id"])
-        found = await simulations.get(scope, settings, row["id"])
-        parts.append({**found, "tenant_id": str(row["tenant"])})
-    result = combine(parts)
+    try:
+        agency = AgencyScope.open(system)
+        rows = await agency.select(Simulation, Simulation.id, Simulation.tenant).where(
+            Simulation.portfolio == run_id
+        )
+        parts = []
+        for row in rows:
+            scope = await agency.tenant(row["tenant"])
+            if not settings.redis_url:
+                await simulations.run_now(scope, settings, row["id"])
+            found = await simulations.get(scope, settings, row["id"])
+            parts.append({**found, "tenant_id": str(row["tenant"])})
+        result = combine(parts)
+    except Exception as exc:
+        await PortfolioRun.update(
+            {
+                PortfolioRun.status: "failed",
+                PortfolioRun.error: f"combining failed: {type(exc).__name__}",
+                PortfolioRun.finished_at: clock.now(),
+            }
+        ).where(PortfolioRun.id == run_id)
+        raise
     status = "done" if all(p["status"] == "done" for p in parts) else "partial"
     await PortfolioRun.update(
         {

@@ -27,10 +27,11 @@ class PortfolioIn(Struct, forbid_unknown_fields=True):
 
 class PortfolioOut(Struct):
     id: UUID
-    status: Literal["queued", "running", "done", "partial"]
+    status: Literal["queued", "running", "done", "partial", "failed"]
     created_at: datetime
     created_by: str
     finished_at: datetime | None
+    error: str | None
     tenants: list[str]
     result: (
         Annotated[

@@ -172,10 +172,10 @@ async def test_a_portfolio_fans_out_over_two_workers_and_combines(migrated, own_
                 http,
                 f"/api/v1/portfolio/simulations/{r.json()['id']}",
                 agency,
-                lambda b: b["status"] in ("done", "partial"),
+                lambda b: b["status"] in ("done", "partial", "failed"),
                 600,
             )
-            assert run["status"] == "done", run["result"]["tenants"]
+            assert run["status"] == "done", run
             sek = run["result"]["currencies"]["SEK"]
             parts = run["result"]["tenants"]
             assert sek["tenants"] == 4 and {p["tenant_id"] for p in parts} == {
