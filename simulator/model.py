@@ -47,6 +47,10 @@ FIRST_DAY = -60  # earlier days count as day -60
 # A contact's bump, by days since delivery: windows [0,3), [3,7), [7,14); none after.
 WINDOW_LOWER = np.array([0, 3, 7], dtype=np.int64)
 BUMP_DAYS = 14
+# A charged fee and a collection notice act for this many days from the charge (the notice's
+# delivery), then no longer: a step that lasted until payment would, like a bump that never
+# fades, absorb the selection of the harder payers among those still unpaid long after it.
+STEP_DAYS = 30
 WINDOW_NAMES = ("0..2", "3..6", "7..13")
 RANKS = ("first", "later")
 
