@@ -108,7 +108,7 @@ def test_the_model_carries_its_backtest_summary(tmp_path, world, model):
     assert load_model(plain).backtest is None
 
 
-def test_a_model_saved_before_classes_had_their_own_contact_effects_still_loads(tmp_path, world):
+def test_a_file_without_the_class_contacts_entry_loads_without_class_effects(tmp_path, world):
     old = fit_history(world.history, classes=2, class_contacts=False)
     assert not any(name.startswith("class_effect[") for name in old.names)
     path = save_model(old, tmp_path / "old.npz")
