@@ -6,7 +6,8 @@
    in a child process so its memory is not counted).
 2. Timed in this process: loading the CSVs (beside pandas.read_csv of the same files as a
    baseline); fitting the model with the number of classes chosen on held-out data (what
-   `kravlab sim fit` does), and for comparison with 2 classes fixed; saving and loading the
+   `kravlab sim fit` does), and for comparison with 2 classes fixed, with and (the baseline)
+   without each class's own contact effects; saving and loading the
    model; a forecast of two policies with 100-draw intervals from the loaded model; then
    the peak resident memory.
 3. The same estimator two ways on a `--subset`-invoice history with one class and no
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from simulator.fit import aggregate, design, fit, fit_history, m_step, prepare  # noqa: E402
 from simulator.forecast import Options, default_cohort, forecast  # noqa: E402
 from simulator.history import load_history  # noqa: E402
-from simulator.model import Layout  # noqa: E402
+from simulator.model import N_TIME_CODES, Layout  # noqa: E402
 from simulator.policy import parse_policies  # noqa: E402
 from simulator.saved_model import load_model, save_model  # noqa: E402
 from simulator.worlds import generate, write  # noqa: E402
@@ -113,7 +114,7 @@ def statsmodels_comparison(invoices: int) -> None:
 
     started = time.perf_counter()
     s = data.segments
-    cell_of_segment = data.static[s.invoice] * 1300 + s.code  # N_TIME_CODES
+    cell_of_segment = data.static[s.invoice] * N_TIME_CODES + s.code
     lookup = {c: i for i, c in enumerate(cells)}
     rows = np.array([lookup[c] for c in cell_of_segment])
     expanded_x = np.repeat(x[rows], s.length, axis=0)
@@ -159,7 +160,11 @@ def main() -> None:
         f"{c['classes']}: {c['per_test_invoice']:.4f}" for c in model.selection["candidates"]
     )
     print(f"    held-out log-lik per test invoice     {scores}; chosen {model.layout.classes}")
-    timed("fit, 2 classes fixed", lambda: fit(prepare(history), 2))
+    data = prepare(history)
+    timed("fit, 2 classes fixed", lambda: fit(data, 2))
+    # the baseline in the same run: classes differing only by their shift (before issue 9's
+    # class-specific contact effects)
+    timed("  the same, classes only shifted", lambda: fit(data, 2, class_contacts=False))
     path = folder / "model.npz"
     timed("save model", save_model, model, path)
     loaded, _ = timed("load model (same history)", load_model, path, history)

@@ -342,6 +342,35 @@ def rolling(
     return report
 
 
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What a saved model keeps of a `rolling` report (formats §5 `backtest`): per split its
+    date, test cohort, errors, coverage, the naive baselines and skill; their mean; the
+    interval calibration (so a forecast from the stored model can be calibrated without
+    backtesting again); and the warnings. The curves (`points`) are left out."""
+    blocks = report.get("splits") or [report]
+    horizon = int(blocks[-1]["test"]["observed_through"])
+    return {
+        "horizon": horizon,
+        "as_of": blocks[-1]["as_of"],
+        "splits": [
+            {
+                "split": b["split"],
+                "train_invoices": int(b["train"]["invoices"]),
+                "test": dict(b["test"]),
+                "mae_pp": float(b["mae_pp"]),
+                "max_abs_pp": float(b["max_abs_pp"]),
+                "coverage": float(b["coverage"]),
+                "skill": float(b["skill"]),
+                "baselines": {n: float(v["mae_pp"]) for n, v in b["baselines"].items()},
+            }
+            for b in blocks
+        ],
+        "mean": report.get("mean"),
+        "calibration": report.get("calibration"),
+        "warnings": list(report.get("warnings", [])),
+    }
+
+
 def calibration(blocks: list[dict[str, Any]]) -> dict[str, Any]:
     """Model-form error by horizon band, from the splits' errors beyond what parameters and
     chance explain; and the coverage 90 % intervals widened by it would have had, each split

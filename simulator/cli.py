@@ -13,12 +13,12 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from simulator.backtest import CALIBRATION_HORIZON, rolling, split_days, summary_lines
+from simulator.backtest import CALIBRATION_HORIZON, rolling, split_days, summary, summary_lines
 from simulator.currency import major
 from simulator.fit import Fit, fit_history
 from simulator.fit_report import print_fit_summary
 from simulator.forecast import ACTUAL, DEFAULT_CHANNEL_COSTS, Options, default_cohort, forecast
-from simulator.history import History, HistoryError, day_number, load_history
+from simulator.history import History, HistoryError, day_date, day_number, load_history
 from simulator.policy import PolicyError, parse_policies
 from simulator.saved_model import ModelFileError, load_model, save_model
 from simulator.worlds import WORLDS, generate, write
@@ -44,6 +44,12 @@ def add_parser(commands: Any) -> None:
     fit_p.add_argument("--out", metavar="MODEL", help="write the fitted model to this file")
     fit_p.add_argument(
         "--classes", type=int, help="latent classes (default: chosen on held-out data)"
+    )
+    fit_p.add_argument(
+        "--backtest",
+        action="store_true",
+        help="also run rolling backtests of this history and store their summary in the model "
+        "(a later `forecast --model MODEL --calibrate` reuses its calibration)",
     )
     fc = sub.add_parser("forecast", help="forecast recovery and cash under policies")
     fc.add_argument("dir")
@@ -167,6 +173,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.sim_command == "fit":
         history = _load(args.dir, args.as_of)
         model = _fit(history, args.classes)
+        if args.backtest:
+            with _progress() as progress:
+                progress.add_task("backtesting", total=None)
+                horizon = CALIBRATION_HORIZON
+                report = rolling(history, split_days(history, None, None, horizon), horizon)
+            model.backtest = summary(report)
+            if not args.json:
+                for line in summary_lines(report):
+                    out.print(line)
         if args.out:
             save_model(model, args.out)
             console.print(f"wrote the model to {args.out}")
@@ -183,6 +198,7 @@ def _run(args: argparse.Namespace) -> int:
                         },
                         "class_selection": model.selection,
                         "convergence": model.convergence,
+                        "backtest": model.backtest,
                         "warnings": model.warnings,
                         "parameters": model.report(),
                     },
@@ -209,7 +225,15 @@ def _run(args: argparse.Namespace) -> int:
         history = _load(args.dir, args.as_of)
         model = load_model(args.model, history) if args.model else _fit(history)
         calibration = None
-        if args.calibrate:
+        stored = model.backtest if args.model else None
+        if (
+            args.calibrate
+            and stored
+            and stored.get("calibration")
+            and stored["as_of"] == (day_date(history.as_of).isoformat())
+        ):
+            calibration = stored["calibration"]  # the saved model's own backtests
+        elif args.calibrate:
             with _progress() as progress:
                 progress.add_task("backtesting to calibrate the intervals", total=None)
                 horizon = min(args.horizon, CALIBRATION_HORIZON)

@@ -33,6 +33,15 @@ PRIOR_NOTICE = (0.4, 0.4)
 PRIOR_CLASS_SHIFT = (-2.0, 10.0)
 """The latent classes' hazard shifts against class 0: wide, so a never-pay class (a shift of
 -6 or less) is not held back by its prior."""
+PRIOR_CLASS_CONTACT_SD = 0.5
+"""Each class's own deviation from the shared contact effects (bump by window, later
+contacts, fee, notice), centred on zero: classes may answer contacts differently (a
+forgetful debtor is moved more by a reminder than an organised one), but a class with
+little data keeps the shared effect. 0.5 on the logit scale lets one class's bump be
+several times another's while pulling a thin class's estimate towards the shared one."""
+CLASS_CONTACT_EFFECTS = True
+"""Whether the fit gives each latent class its own contact effects (shrunk towards the
+shared ones). Off, classes differ only in their level (the class shift)."""
 
 # --- EM and the optimiser ------------------------------------------------------------------
 EM_MAX_ITERATIONS = 50

@@ -17,6 +17,7 @@ from simulator.model import (
     BUMP_DAYS,
     DELIVERY_LAG,
     FIRST_DAY,
+    STEP_DAYS,
     WINDOW_LOWER,
     contact_code,
     time_code,
@@ -111,7 +112,14 @@ class ContactState:
             since = np.full(len(t), -1)
             rank = np.zeros(len(t), dtype=np.int64)
         contact = contact_code(channel, since, rank)
-        return time_code(t, contact, t >= self.fee_day[invoice], t >= self.notice_day[invoice])
+        fee_since = t - self.fee_day[invoice]
+        notice_since = t - self.notice_day[invoice]
+        return time_code(
+            t,
+            contact,
+            (fee_since >= 0) & (fee_since < STEP_DAYS),
+            (notice_since >= 0) & (notice_since < STEP_DAYS),
+        )
 
 
 def build_segments(
@@ -132,8 +140,9 @@ def build_segments(
         cut_day.append(state.delivered + lower)
     for day in (state.fee_day, state.notice_day):
         has = day < np.iinfo(np.int64).max // 8
-        cut_invoice.append(np.flatnonzero(has))
-        cut_day.append(day[has])
+        for after in (0, STEP_DAYS):
+            cut_invoice.append(np.flatnonzero(has))
+            cut_day.append(day[has] + after)
     cut_invoice.append(np.flatnonzero(live))
     cut_day.append(start[live])
     invoice = np.concatenate(cut_invoice).astype(np.int64, copy=False)

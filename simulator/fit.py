@@ -35,15 +35,16 @@ from simulator.exposure import Contacts, Segments, build_segments
 from simulator.history import NOT_SETTLED, History, debtor_record
 from simulator.model import (
     CHANNELS,
+    CLASS_CONTACT_NAMES,
     N_STATIC_CODES,
     N_TIME_CODES,
     N_WINDOWS,
     Layout,
     amount_edges,
+    class_time_design,
     history_class,
     static_code,
     static_design,
-    time_design,
 )
 from simulator.replay import first_day
 
@@ -104,6 +105,7 @@ def prior(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     mean[layout.fee], sd[layout.fee] = defaults.PRIOR_FEE
     mean[layout.notice], sd[layout.notice] = defaults.PRIOR_NOTICE
     mean[layout.delta], sd[layout.delta] = defaults.PRIOR_CLASS_SHIFT
+    mean[layout.class_contact], sd[layout.class_contact] = 0.0, defaults.PRIOR_CLASS_CONTACT_SD
     return mean, sd
 
 
@@ -232,11 +234,17 @@ def aggregate(
 def design(layout: Layout, klass: np.ndarray, cells: np.ndarray) -> np.ndarray:
     static = cells // N_TIME_CODES
     code = cells % N_TIME_CODES
-    x = time_design(layout)[code]
+    x = class_time_design(layout)[klass, code]
     x[:, layout.beta] = static_design()[static]
-    for k in range(1, layout.classes):
-        x[:, layout.delta.start + k - 1] = klass == k
     return x
+
+
+def cell_eta(layout: Layout, theta: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """logit h of every cell in every class (cells × classes)."""
+    static = cells // N_TIME_CODES
+    code = cells % N_TIME_CODES
+    by_class = class_time_design(layout) @ theta  # classes × time codes
+    return np.asarray((static_design() @ theta[layout.beta])[static][:, None] + by_class[:, code].T)
 
 
 def _objective(
@@ -297,9 +305,10 @@ def _m_step(
 
 class _Cells:
     """The M-step's design without materialising it: a cell's linear predictor is its static
-    code's part plus its time code's part plus its class shift, so X·θ, Xᵀr and XᵀWX reduce
-    to sums by static code, by time code, by class and by (time, static) pair, followed by
-    products with the small static and time designs (a few hundred rows each).
+    code's part plus its class's time part (the time code's design for that class: baseline,
+    contact effects, the class shift and the class's own contact deviations), so X·θ, Xᵀr
+    and XᵀWX reduce to sums by static code, by (class, time code) and by (class, time code,
+    static code), followed by products with the small static and time designs.
 
     Dense cells × parameters products were the fit's cost; these are bincounts.
     """
@@ -310,49 +319,41 @@ class _Cells:
         codes, self.ti = np.unique(cells % N_TIME_CODES, return_inverse=True)
         self.k = klass.astype(np.int64)
         self.s_design = static_design()[statics]  # static codes × covariates
-        self.t_design = time_design(layout)[codes]  # time codes × parameters
+        self.t_design = class_time_design(layout)[:, codes]  # classes × time codes × params
         self.n_s, self.n_t = len(statics), len(codes)
-        self.ts = self.ti * self.n_s + self.si
         self.kt = self.k * self.n_t + self.ti
-        self.ks = self.k * self.n_s + self.si
+        self.kts = self.kt * self.n_s + self.si
 
     def eta(self, theta: np.ndarray) -> np.ndarray:
-        shifts = np.r_[0.0, theta[self.layout.delta]]
-        return (
+        return np.asarray(
             (self.s_design @ theta[self.layout.beta])[self.si]
-            + (self.t_design @ theta)[self.ti]
-            + shifts[self.k]
+            + (self.t_design @ theta)[self.k, self.ti]
         )
 
     def gradient(self, r: np.ndarray) -> np.ndarray:
-        layout = self.layout
-        g = self.t_design.T @ np.bincount(self.ti, r, minlength=self.n_t)
-        g[layout.beta] += self.s_design.T @ np.bincount(self.si, r, minlength=self.n_s)
-        g[layout.delta] += np.bincount(self.k, r, minlength=layout.classes)[1:]
+        classes = self.layout.classes
+        by_kt = np.bincount(self.kt, r, minlength=classes * self.n_t).reshape(classes, self.n_t)
+        g = np.einsum("ktp,kt->p", self.t_design, by_kt)
+        g[self.layout.beta] += self.s_design.T @ np.bincount(self.si, r, minlength=self.n_s)
         return np.asarray(g)
 
     def information(self, w: np.ndarray) -> np.ndarray:
         """XᵀWX."""
         layout, classes = self.layout, self.layout.classes
         t, s = self.t_design, self.s_design
-        by_t = np.bincount(self.ti, w, minlength=self.n_t)
-        h = t.T @ (t * by_t[:, None])
+        by_kt = np.bincount(self.kt, w, minlength=classes * self.n_t).reshape(classes, self.n_t)
+        h = np.zeros((layout.size, layout.size))
+        for k in range(classes):
+            h += t[k].T @ (t[k] * by_kt[k][:, None])
         by_s = np.bincount(self.si, w, minlength=self.n_s)
         h[layout.beta, layout.beta] += s.T @ (s * by_s[:, None])
-        pairs = np.bincount(self.ts, w, minlength=self.n_t * self.n_s).reshape(self.n_t, self.n_s)
-        cross = t.T @ pairs @ s  # parameters × covariates
+        triples = np.bincount(self.kts, w, minlength=classes * self.n_t * self.n_s).reshape(
+            classes, self.n_t, self.n_s
+        )
+        cross = sum(t[k].T @ (triples[k] @ s) for k in range(classes))  # params × covariates
         h[:, layout.beta] += cross
-        h[layout.beta, :] += cross.T
-        by_kt = np.bincount(self.kt, w, minlength=classes * self.n_t).reshape(classes, self.n_t)
-        by_ks = np.bincount(self.ks, w, minlength=classes * self.n_s).reshape(classes, self.n_s)
-        by_k = np.bincount(self.k, w, minlength=classes)
-        for k in range(1, classes):
-            row = t.T @ by_kt[k]
-            row[layout.beta] += s.T @ by_ks[k]
-            row[layout.delta.start + k - 1] = by_k[k]
-            h[layout.delta.start + k - 1, :] = row
-            h[:, layout.delta.start + k - 1] = row
-        return np.asarray(h)
+        h[layout.beta, :] += np.asarray(cross).T
+        return h
 
 
 def _cell_objective(
@@ -411,10 +412,7 @@ def _segment_log_lik(data: Data, theta: np.ndarray, layout: Layout) -> np.ndarra
     Hazards are computed once per cell: an invoice's contribution is, over its cells,
     days survived·log(1 − h) + events·log h.
     """
-    static = data.cells // N_TIME_CODES
-    code = data.cells % N_TIME_CODES
-    cell_eta = static_design()[static] @ theta[layout.beta] + time_design(layout)[code] @ theta
-    eta = cell_eta[:, None] + np.r_[0.0, theta[layout.delta]][None, :]  # cells × classes
+    eta = cell_eta(layout, theta, data.cells)  # cells × classes
     log_survive = -np.logaddexp(0.0, eta)
     return np.asarray(data.survived @ log_survive + data.events @ (eta + log_survive))
 
@@ -444,8 +442,11 @@ class Fit:
     currency: str = ""
     as_of: int = 0
     fingerprint: str = ""
-    # What others store with the model (the backtest, the logging policy): kept verbatim.
+    # What others store with the model (the logging policy, ...): kept verbatim.
     extra: dict[str, Any] = field(default_factory=dict)
+    # How well the model did in rolling backtests of its own history (`backtest.summary`):
+    # None until a backtest is attached. The service keeps it beside each tenant's model.
+    backtest: dict[str, Any] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -613,6 +614,9 @@ def _order_classes(run: _Run, layout: Layout) -> _Run:
     theta = run.theta.copy()
     theta[layout.alpha] += shifts[order[0]]
     theta[layout.delta] = shifts[order[1:]] - shifts[order[0]]
+    if layout.has_class_contacts:
+        own = run.theta[layout.class_contact].reshape(layout.classes, -1)
+        theta[layout.class_contact] = own[order].ravel()
     run.theta = theta
     run.debtor_w = run.debtor_w[:, order]
     run.class_share = run.class_share[:, order]
@@ -630,13 +634,17 @@ def fit(
     initial: list[np.ndarray] | None = None,
     seed: int = 0,
     covariance: bool = True,
+    class_contacts: bool | None = None,
 ) -> Fit:
     """Penalised maximum likelihood for a given number of classes, best of several starts.
 
     `initial` adds starts of its own (debtors × classes posteriors) to the `starts` made
     from the debtors' lateness ranks. Without `covariance` the covariance is the prior's
-    (class-selection candidates need only their likelihood).
+    (class-selection candidates need only their likelihood). `class_contacts` gives each
+    class its own contact effects (default `defaults.CLASS_CONTACT_EFFECTS`).
     """
+    if class_contacts is None:
+        class_contacts = defaults.CLASS_CONTACT_EFFECTS
     # One BLAS thread: the products here are small and many, and threaded BLAS spinning on
     # a shared two-core machine made the fit three to ten times slower (measured).
     with threadpool_limits(limits=1, user_api="blas"):
@@ -651,6 +659,7 @@ def fit(
             initial,
             seed,
             covariance,
+            class_contacts,
         )
 
 
@@ -665,8 +674,9 @@ def _fit(
     initial: list[np.ndarray] | None,
     seed: int,
     covariance: bool,
+    class_contacts: bool,
 ) -> Fit:
-    layout = Layout(classes)
+    layout = Layout(classes, class_contacts)
     mean, sd = prior(layout)
     precision = 1.0 / sd**2 if penalised else np.zeros(layout.size)
     begins = [
@@ -764,34 +774,34 @@ def _debtor_score_outer(
     prior keeps the prior's variance). Invoices of one debtor are not independent evidence:
     a debtor's many late invoices say less than as many debtors' would.
     """
-    static = data.cells // N_TIME_CODES
-    code = data.cells % N_TIME_CODES
-    cell_eta = static_design()[static] @ theta[layout.beta] + time_design(layout)[code] @ theta
-    shifts = np.r_[0.0, theta[layout.delta]]
-    hazard = 1.0 / (1.0 + np.exp(-(cell_eta[:, None] + shifts[None, :])))  # cells × classes
+    hazard = 1.0 / (1.0 + np.exp(-cell_eta(layout, theta, data.cells)))  # cells × classes
     weights = debtor_w[data.debtor]
     exposure = (data.survived + data.events).tocsr()
+    events = data.events.tocsr()
     rows = np.repeat(np.arange(data.invoices), np.diff(exposure.indptr))
-    # An invoice's expected events in a cell under its class mixture, on the exposure's
-    # pattern: Σ_k w_ik h_kc, one class at a time (no nnz × classes temporary).
-    expected = np.zeros(exposure.nnz)
-    for k in range(layout.classes):
-        expected += weights[rows, k] * hazard[exposure.indices, k]
-    expected *= exposure.data
-    residual = data.events - sparse.csr_array(
-        (expected, exposure.indices, exposure.indptr), shape=exposure.shape
-    )
+    event_rows = np.repeat(np.arange(data.invoices), np.diff(events.indptr))
     owner = sparse.csr_array(
         (np.ones(data.invoices), (data.debtor, np.arange(data.invoices))),
         shape=(data.n_debtors, data.invoices),
     )
-    # Debtors × cells first, then one product with the design (delta columns apart).
-    base = design(layout, np.zeros(len(data.cells), dtype=np.int64), data.cells)
-    by_debtor = np.asarray((owner @ residual) @ base)
-    events = np.asarray(data.events.sum(axis=1)).ravel()
-    for k in range(1, layout.classes):
-        own = weights[:, k] * (events - np.asarray(exposure @ hazard[:, k]).ravel())
-        by_debtor[:, layout.delta.start + k - 1] = np.asarray(owner @ own).ravel()
+    # Per class: the debtors' class-weighted residuals by cell (debtors × cells), then one
+    # product with that class's design. Σ_k w_ik (e_ic − n_ic h_kc) x_kc per debtor.
+    by_debtor = np.zeros((data.n_debtors, layout.size))
+    for k in range(layout.classes):
+        observed = sparse.csr_array(
+            (events.data * weights[event_rows, k], events.indices, events.indptr),
+            shape=events.shape,
+        )
+        expected = sparse.csr_array(
+            (
+                exposure.data * weights[rows, k] * hazard[exposure.indices, k],
+                exposure.indices,
+                exposure.indptr,
+            ),
+            shape=exposure.shape,
+        )
+        x = design(layout, np.full(len(data.cells), k), data.cells)
+        by_debtor += np.asarray((owner @ (observed - expected)) @ x)
     return np.einsum("ij,ik->jk", by_debtor, by_debtor)
 
 
@@ -845,6 +855,14 @@ def _initial_posterior(data: Data, classes: int, start: int = 0) -> np.ndarray:
     return w
 
 
+def _class_contacts_of(model: Fit) -> np.ndarray:
+    """Each class's own contact deviations (classes × CLASS_CONTACT_NAMES); zeros without."""
+    layout = model.layout
+    if not layout.has_class_contacts:
+        return np.zeros((layout.classes, len(CLASS_CONTACT_NAMES)))
+    return np.asarray(model.params[layout.class_contact]).reshape(layout.classes, -1)
+
+
 def split_starts(data: Data, model: Fit, count: int = 2) -> list[np.ndarray]:
     """Starts for one class more than `model` has: one of its classes (the slowest payers
     first) split into a faster and a much slower half, posteriors from one E-step.
@@ -853,7 +871,7 @@ def split_starts(data: Data, model: Fit, count: int = 2) -> list[np.ndarray]:
     never pay among those who pay late); a split of the fitted slow class can, and EM
     then decides whether the two halves stay apart.
     """
-    layout = Layout(model.layout.classes + 1)
+    layout = Layout(model.layout.classes + 1, model.layout.class_contacts)
     shifts = np.r_[0.0, model.params[model.layout.delta]]
     starts = []
     for j in np.argsort(shifts, kind="stable")[:count]:
@@ -863,6 +881,9 @@ def split_starts(data: Data, model: Fit, count: int = 2) -> list[np.ndarray]:
         theta[: model.layout.delta.start] = model.params[: model.layout.delta.start]
         theta[layout.alpha] += new[0]
         theta[layout.delta] = new[1:] - new[0]
+        if layout.has_class_contacts:
+            own = _class_contacts_of(model)
+            theta[layout.class_contact] = np.r_[own, own[j : j + 1]].ravel()
         share = np.c_[model.class_share, model.class_share[:, j] / 2]
         share[:, j] /= 2
         w, _, _ = _e_step(data, theta, layout, share)
@@ -887,6 +908,7 @@ def choose_classes(
     candidates: tuple[int, ...] | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    class_contacts: bool | None = None,
 ) -> tuple[dict[str, Any], Fit | None]:
     """The number of latent classes by leave-future-out held-out likelihood.
 
@@ -945,6 +967,7 @@ def choose_classes(
             initial=split_starts(train_data, smaller) if smaller is not None else None,
             seed=seed,
             covariance=False,
+            class_contacts=class_contacts,
         )
         scores[k] = _held_out_scores(fits[k], train_data, test_data)
     totals = {k: float(v.sum()) for k, v in scores.items()}
@@ -996,13 +1019,17 @@ def fit_history(
     classes: int | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    class_contacts: bool | None = None,
 ) -> Fit:
-    """Fit the model to a history, choosing the number of classes unless it is given."""
+    """Fit the model to a history, choosing the number of classes unless it is given.
+
+    `class_contacts`: whether classes have their own contact effects (default
+    `defaults.CLASS_CONTACT_EFFECTS`)."""
     selection = None
     initial: list[np.ndarray] = []
     if classes is None:
         selection, chosen_fit = choose_classes(
-            history, as_of, invoices, seed=seed, progress=progress
+            history, as_of, invoices, seed=seed, progress=progress, class_contacts=class_contacts
         )
         classes = int(selection["chosen"])
     data = prepare(history, as_of, invoices)
@@ -1014,7 +1041,12 @@ def fit_history(
             progress(f"fitting {classes} classes: EM iteration {i}, log-likelihood {ll:,.1f}")
 
     model = fit(
-        data, classes, progress=report, starts=0 if initial else defaults.EM_STARTS, initial=initial
+        data,
+        classes,
+        progress=report,
+        starts=0 if initial else defaults.EM_STARTS,
+        initial=initial,
+        class_contacts=class_contacts,
     )
     model.selection = selection
     if selection is not None and selection.get("at_boundary"):

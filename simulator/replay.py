@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.exposure import Contacts, ContactState
-from simulator.model import CHANNELS, FIRST_DAY, Layout, static_design, time_design
+from simulator.model import CHANNELS, FIRST_DAY, Layout, class_time_design, static_design
 from simulator.policy import Policy
 
 
@@ -56,16 +56,17 @@ class Paths:
     outcome_var: np.ndarray | None = None
 
 
-def linear_parts(params: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(static part per static code, time part per time code, class shifts) of logit h.
+def linear_parts(params: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """(static part per static code: draws × static codes, time part per time code and
+    class: draws × time codes × classes) of logit h. The time part holds the class shift
+    and the class's own contact effects.
 
     `params` may be one vector or a stack of draws (draws × size).
     """
     params = np.atleast_2d(params)
     static = params[:, layout.beta] @ static_design().T
-    time = params @ time_design(layout).T
-    shift = np.concatenate([np.zeros((len(params), 1)), params[:, layout.delta]], axis=1)
-    return static, time, shift
+    time = np.einsum("kcp,dp->dck", class_time_design(layout), params)
+    return static, np.ascontiguousarray(time)
 
 
 def run(
@@ -76,13 +77,13 @@ def run(
     watch_days: tuple[int, ...] = (),
 ) -> Paths:
     """Day by day from FIRST_DAY to `horizon`, for every parameter draw at once."""
-    static_eta, time_eta, shift = linear_parts(params, layout)
+    static_eta, time_eta = linear_parts(params, layout)
     draws = len(static_eta)
     n = len(rows.static)
     state = ContactState(n, rows.contacts)
     row_index = np.arange(n)
     survival = np.ones((draws, n, layout.classes))
-    base = static_eta[:, rows.static][:, :, None] + shift[:, None, :]  # draws × rows × classes
+    base = static_eta[:, rows.static][:, :, None]  # draws × rows × 1
     days = np.arange(FIRST_DAY, horizon + 1)
     settled = np.zeros((draws, len(days)))
     amount = (
@@ -128,10 +129,10 @@ def run(
             fee_charged += unpaid @ sent_fee[lo:hi]
         if at_risk.all():
             codes = state.codes(row_index, np.full(n, t))
-            survival /= 1.0 + np.exp(base + time_eta[:, codes][:, :, None])  # × (1 − σ(η))
+            survival /= 1.0 + np.exp(base + time_eta[:, codes])  # × (1 − σ(η))
         elif at_risk.any():
             codes = state.codes(row_index[at_risk], np.full(int(at_risk.sum()), t))
-            survival[:, at_risk] /= 1.0 + np.exp(base[:, at_risk] + time_eta[:, codes][:, :, None])
+            survival[:, at_risk] /= 1.0 + np.exp(base[:, at_risk] + time_eta[:, codes])
         settled[:, i] = total_amount - np.einsum("drk,drk->d", survival, amount)
         if noise:
             paid = 1.0 - (survival[0] * count[0]).sum(axis=1) / np.maximum(
@@ -228,12 +229,12 @@ def run_observed(
     row's last day at risk (its settlement day, or the last observed day), `censored` marks
     rows still unpaid then.
     """
-    static_eta, time_eta, shift = linear_parts(params, layout)
+    static_eta, time_eta = linear_parts(params, layout)
     draws = len(static_eta)
     n = len(rows.static)
     state = ContactState(n, rows.contacts)
     row_index = np.arange(n)
-    base = static_eta[:, rows.static][:, :, None] + shift[:, None, :]
+    base = static_eta[:, rows.static][:, :, None]
     amount = (
         rows.amount
         if rows.amount.ndim == 3
@@ -252,7 +253,7 @@ def run_observed(
         if live.any():
             index = row_index[live]
             codes = state.codes(index, np.full(len(index), t))
-            hazard = 1.0 / (1.0 + np.exp(-(base[:, live] + time_eta[:, codes][:, :, None])))
+            hazard = 1.0 / (1.0 + np.exp(-(base[:, live] + time_eta[:, codes])))
             before = weighted[:, live]
             alive = before.sum(axis=2)
             mixed = np.einsum("drk,drk->dr", before, hazard) / np.maximum(alive, 1e-300)

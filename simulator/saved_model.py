@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator.backtest import summary
 from simulator.currency import minor_unit_exponent
 from simulator.fit import Fit, fingerprint, own_evidence, posterior_start, prepare
 from simulator.history import History, day_date
@@ -39,9 +40,16 @@ class ModelFileError(ValueError):
     """The file is not a saved model this version can read, or does not fit the history."""
 
 
-def save_model(model: Fit, path: str | Path) -> Path:
-    """Write `model` to `path` (".npz" is appended by NumPy when missing)."""
+def save_model(model: Fit, path: str | Path, backtest: dict[str, Any] | None = None) -> Path:
+    """Write `model` to `path` (".npz" is appended by NumPy when missing).
+
+    `backtest` (a `backtest.summary` of rolling backtests, or a whole `backtest.rolling`
+    report, which is summarised) is stored with the model and becomes `model.backtest`;
+    without it the model's own `backtest`, if any, is written.
+    """
     target = Path(path)
+    if backtest is not None:
+        model.backtest = summary(backtest) if "splits" in backtest else backtest
     meta: dict[str, Any] = {
         "format": FORMAT,
         "currency": model.currency,
@@ -53,12 +61,17 @@ def save_model(model: Fit, path: str | Path) -> Path:
         "invoices": model.invoices,
         "log_lik": model.log_lik,
         "iterations": model.iterations,
-        "layout": {"classes": model.layout.classes, "parameters": model.names},
+        "layout": {
+            "classes": model.layout.classes,
+            "class_contacts": model.layout.class_contacts,
+            "parameters": model.names,
+        },
         "is_prior": model.is_prior().tolist(),
         "selection": model.selection,
         "convergence": model.convergence,
         "warnings": model.warnings,
         "extra": model.extra,
+        "backtest": model.backtest,
     }
     payload: dict[str, Any] = {name: np.asarray(getattr(model, name)) for name in _ARRAYS}
     payload["meta"] = np.array(json.dumps(meta))
@@ -82,7 +95,10 @@ def load_model(path: str | Path, history: History | None = None) -> Fit:
         raise ModelFileError(f"{path}: not a saved model ({exc})") from exc
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: format {meta.get('format')!r}, this version reads {FORMAT}")
-    layout = Layout(int(meta["layout"]["classes"]))
+    # Files written before classes had their own contact effects have no such entry.
+    layout = Layout(
+        int(meta["layout"]["classes"]), bool(meta["layout"].get("class_contacts", False))
+    )
     if layout.names() != meta["layout"]["parameters"]:
         raise ModelFileError(f"{path}: the model's parameters differ from this version's; refit")
     model = Fit(
@@ -106,6 +122,7 @@ def load_model(path: str | Path, history: History | None = None) -> Fit:
         as_of=int(meta["as_of_day"]),
         fingerprint=meta["fingerprint"],
         extra=meta["extra"],
+        backtest=meta.get("backtest"),  # optional: files without one load as before
     )
     if history is not None:
         attach(model, history)

@@ -308,8 +308,9 @@ def _simulate(world: World, contacts: Contacts, rng: np.random.Generator) -> np.
     h = world.history
     from simulator.fit import static_codes
 
-    static_eta, time_eta, shift = linear_parts(world.params, world.layout)
-    base = static_eta[0, static_codes(h)] + shift[0, world.debtor_class[h.debtor]]
+    static_eta, time_eta = linear_parts(world.params, world.layout)
+    klass = world.debtor_class[h.debtor]
+    base = static_eta[0, static_codes(h)]
     state = ContactState(h.size, contacts)
     start = first_day(h.issue, h.due)
     last = (h.as_of - h.due).astype(np.int64)
@@ -319,7 +320,7 @@ def _simulate(world: World, contacts: Contacts, rng: np.random.Generator) -> np.
         risk = index[(start <= t) & (last >= t) & (settled == NOT_SETTLED)]
         if not len(risk):
             continue
-        eta = base[risk] + time_eta[0, state.codes(risk, np.full(len(risk), t))]
+        eta = base[risk] + time_eta[0, state.codes(risk, np.full(len(risk), t)), klass[risk]]
         pays = rng.random(len(risk)) < 1.0 / (1.0 + np.exp(-eta))
         settled[risk[pays]] = t
     return settled

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+from simulator.saved_model import load_model, save_model
+
 POLICY = {
     "name": "Two reminders",
     "steps": [
@@ -63,3 +65,56 @@ def test_fit_reports_its_class_candidates_and_saves_a_model_forecasts_reuse(tmp_
     junk.write_bytes(model.read_bytes()[:200])
     refused = sim("forecast", str(world), "--policy", f"two={policy}", "--model", str(junk))
     assert refused.returncode == 2 and "not a saved model" in " ".join(refused.stderr.split())
+
+
+def test_fit_can_store_its_backtest_and_forecast_calibrates_from_it(tmp_path):
+    world = tmp_path / "world"
+    made = sim(
+        "generate",
+        "--world",
+        "retail-b2c",
+        "--invoices",
+        "8000",
+        "--seed",
+        "3",
+        "--out",
+        str(world),
+    )
+    assert made.returncode == 0, made.stderr
+    model = tmp_path / "model.npz"
+    fitted = sim("fit", str(world), "--classes", "2", "--backtest", "--json", "--out", str(model))
+    assert fitted.returncode == 0, fitted.stderr
+    stored = json.loads(fitted.stdout)["backtest"]  # --json stays pure JSON with it
+    assert len(stored["splits"]) >= 2 and stored["mean"]["mae_pp"] >= 0
+    assert set(stored["splits"][0]["baselines"]) == {"training_curve", "recent_curve"}
+
+    # mark the stored calibration, so reuse is told apart from backtesting again
+    marked = load_model(model)
+    assert marked.backtest is not None
+    for band in marked.backtest["calibration"]["bands"]:
+        band["excess_sd_pp"] = 7.25
+    save_model(marked, model)
+
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(POLICY))
+    calibrated = sim(
+        "forecast",
+        str(world),
+        "--policy",
+        f"two={policy}",
+        "--model",
+        str(model),
+        "--calibrate",
+        "--horizon",
+        "90",
+        "--draws",
+        "8",
+        "--json",
+    )
+    assert calibrated.returncode == 0, calibrated.stderr
+    used = json.loads(calibrated.stdout)["interval_calibration"]
+    assert used == marked.backtest["calibration"]  # the stored one, not new backtests
+    assert (
+        used["coverage_leave_one_split_out"]
+        == stored["calibration"]["coverage_leave_one_split_out"]
+    )

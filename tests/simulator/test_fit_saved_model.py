@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from simulator.backtest import default_splits, rolling, summary
 from simulator.fit import fit_history
 from simulator.forecast import Options, forecast
 from simulator.saved_model import FORMAT, ModelFileError, load_model, save_model
@@ -74,3 +75,47 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path, model):
             archive.writestr(name, content)
     with pytest.raises(ModelFileError, match="kravlab-model/99"):
         load_model(other)
+
+
+def _rewrite_meta(path, change) -> None:
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    meta = json.loads(np.load(io.BytesIO(members["meta.npy"])).item())
+    change(meta)
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(json.dumps(meta)))
+    members["meta.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def test_the_model_carries_its_backtest_summary(tmp_path, world, model):
+    history = world.history
+    report = rolling(history, default_splits(history, 60, 2), 60, draws=4)
+    path = save_model(model, tmp_path / "model.npz", backtest=report)
+    loaded = load_model(path, history)
+    stored = loaded.backtest
+    assert stored is not None and stored == summary(report)
+    assert stored["horizon"] == 60 and len(stored["splits"]) == len(report["splits"])
+    assert stored["mean"]["mae_pp"] == pytest.approx(report["mean"]["mae_pp"])
+    assert stored["calibration"] == report["calibration"]
+    assert all("points" not in block for block in stored["splits"])  # curves stay out
+    # without a backtest the field is absent, and a file written before it existed loads
+    plain = save_model(fit_history(history, classes=1), tmp_path / "plain.npz")
+    assert load_model(plain).backtest is None
+    _rewrite_meta(plain, lambda meta: meta.pop("backtest"))
+    assert load_model(plain).backtest is None
+
+
+def test_a_file_without_the_class_contacts_entry_loads_without_class_effects(tmp_path, world):
+    old = fit_history(world.history, classes=2, class_contacts=False)
+    assert not any(name.startswith("class_effect[") for name in old.names)
+    path = save_model(old, tmp_path / "old.npz")
+    _rewrite_meta(path, lambda meta: meta["layout"].pop("class_contacts"))
+    loaded = load_model(path, world.history)
+    assert loaded.names == old.names and np.array_equal(loaded.params, old.params)
+    # a layout that differs from the stored names is refused, never guessed at
+    _rewrite_meta(path, lambda meta: meta["layout"].update(class_contacts=True))
+    with pytest.raises(ModelFileError, match="refit"):
+        load_model(path)

@@ -90,9 +90,26 @@ def test_every_out_of_support_candidate_is_warned_by_name(payday):
         assert any(w.startswith(f"{name}:") or f", {name}" in w for w in warnings), name
 
 
-def test_the_backtest_says_whether_the_model_beats_the_naive_forecasts(payday):
+def test_policies_that_stop_contacting_where_the_history_went_on_are_warned(payday):
+    # the history contacted every invoice still unpaid two weeks after due: "nothing" is
+    # forecast from an assumption (5 pp too high at 90 days on the 100 000-invoice world)
+    stops = [
+        w.split(":")[0]
+        for w in payday["result"]["warnings"]
+        if "how invoices pay without further contacts" in w
+    ]
+    assert "nothing" in stops and "one_reminder" in stops
+    assert "current" not in stops and "actual" not in stops
+
+
+@pytest.fixture(scope="module")
+def backtests(payday) -> dict[str, Any]:
     history = payday["history"]
-    report = rolling(history, default_splits(history, 90, 2), 90, draws=8)
+    return rolling(history, default_splits(history, 90, 2), 90, draws=8)
+
+
+def test_the_backtest_says_whether_the_model_beats_the_naive_forecasts(backtests):
+    report = backtests
     for block in report["splits"]:
         best = min(b["mae_pp"] for b in block["baselines"].values())
         warned = any(w.startswith(f"split {block['split']}:") for w in report["warnings"])
@@ -102,8 +119,10 @@ def test_the_backtest_says_whether_the_model_beats_the_naive_forecasts(payday):
 
 
 @pytest.mark.xfail(
-    reason="issue 9 target not reached: in-support candidates are up to ~4 pp off at 90 days "
-    "on the 100 000-invoice payday world (docs/simulator.md, 'Accuracy')",
+    reason="issue 9 target not reached: on the 100 000-invoice payday world 'nothing' (no "
+    "contact at all) is forecast 5.2 pp too high at 90 days and 'letters_late' 1.56 pp at "
+    "60 days; every other in-support candidate is within 1.31 pp at 30/60/90 days "
+    "(docs/simulator.md, 'Accuracy'; it was up to 4.05 pp before class contact effects)",
     strict=False,
     raises=AssertionError,
 )
@@ -118,8 +137,9 @@ def test_in_support_candidates_are_within_one_and_a_half_points(payday):
 
 
 @pytest.mark.xfail(
-    reason="issue 9 target not reached: the in-sample actual replay is ~3 pp below the "
-    "observed curve on the payday world (the model misfits it; docs/simulator.md)",
+    reason="issue 9 target not reached: the in-sample actual replay is -1.10 / -0.62 / -0.26 "
+    "pp off the observed curve at 30/60/90 days on the 100 000-invoice payday world (it was "
+    "about -3 pp before the amount slope per debtor type; docs/simulator.md)",
     strict=False,
     raises=AssertionError,
 )
@@ -137,3 +157,17 @@ def test_the_in_sample_actual_replay_reproduces_the_observed_curve(payday):
     for d in DAYS:
         observed = amount[settled <= d].sum() / amount.sum()
         assert abs(result["results"]["actual"]["recovery"][str(d)] - observed) <= 0.005, d
+
+
+@pytest.mark.xfail(
+    reason="issue 9 target not reached: the rolling backtests' mean error is 1.30 pp on the "
+    "100 000-invoice payday world (4 splits; naive curves 1.60 / 1.42 pp: the model beats "
+    "them, skill +0.08, but not the 1.0 pp target; docs/simulator.md)",
+    strict=False,
+    raises=AssertionError,
+)
+def test_the_backtests_are_within_one_point_and_beat_the_naive_curves(backtests):
+    mean = backtests["mean"]
+    assert mean["mae_pp"] <= 1.0, mean
+    assert mean["mae_pp"] < min(b["mae_pp"] for b in mean["baselines"].values()), mean
+    assert 0.80 <= mean["coverage"] <= 0.97, mean
