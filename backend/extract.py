@@ -4,11 +4,13 @@ What the simulator learns from is everything the book knows about how invoices w
 the invoices (imported or pushed by the ERP), their matched payments, the contacts made
 before kravlab (`contacts`, from imports), the contacts the dunning engine made
 (`dunning_steps` that were sent) and the hand-overs to collection (`collection_cases`).
-Nothing personal leaves the book: debtors and invoices are named by kravlab's own UUIDs,
-never by the client's ids, names, emails or addresses.
+No name, email or address is read: invoices and debtors are named by the client's own ids
+(`external_id`), as in a history file, and the arrays never leave the process (a saved model
+keeps parameters and per-debtor class weights, no ids).
 
-Invoices are ordered by (due date, id) and debtors numbered in order of first appearance,
-so the same book always gives the same arrays (the fit and its fingerprint depend on it).
+The history comes in `simulator.history.canonical` order (invoices by due day and id,
+debtors by first appearance), the order `kravlab sim` puts the same history in when it reads
+the files: the service and the library then fit the same model and give the same forecast.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from piccolo.query.functions.aggregate import Count, Max
 
 from backend.tables import CollectionCase, Contact, Debtor, DunningStep, Invoice, Payment
-from simulator.history import ACTIONS, CHANNELS, NO_CHANNEL, History, day_number
+from simulator.history import ACTIONS, CHANNELS, NO_CHANNEL, History, canonical, day_number
 from tenants.scope import TenantScope
 from tenants.transactions import read_snapshot
 
@@ -87,6 +89,7 @@ async def book_history(scope: TenantScope, as_of: date) -> History:
     async with read_snapshot():
         (
             ids,
+            external_ids,
             debtors,
             issued,
             due,
@@ -99,6 +102,7 @@ async def book_history(scope: TenantScope, as_of: date) -> History:
             Invoice,
             (
                 "id",
+                "external_id",
                 "debtor",
                 "issue_date",
                 "due_date",
@@ -112,7 +116,9 @@ async def book_history(scope: TenantScope, as_of: date) -> History:
             days=("issue_date", "due_date"),
             text=("id", "debtor"),
         )
-        debtor_ids, debtor_types = await scope.columns(Debtor, ("id", "type"), text=("id",))
+        debtor_ids, debtor_names, debtor_types = await scope.columns(
+            Debtor, ("id", "external_id", "type"), text=("id",)
+        )
         paid = await scope.columns(
             Payment, ("invoice", "paid_date", "amount"), days=("paid_date",), text=("invoice",)
         )
@@ -141,8 +147,8 @@ async def book_history(scope: TenantScope, as_of: date) -> History:
     lookup = _Lookup(invoice_ids)
     debtor_keys = _text(debtors)[keep]
     first_seen, debtor = _first_seen(debtor_keys)
-    types = _Lookup(_text(debtor_ids))
-    b2c = _text(debtor_types)[types.find(debtor_keys)] == "b2c"
+    debtor_rows = _Lookup(_text(debtor_ids))
+    b2c = _text(debtor_types)[debtor_rows.find(debtor_keys)] == "b2c"
 
     pay_at, pay_day = lookup.find(_text(paid[0])), _days(paid[1])
     pay_keep = (pay_at >= 0) & (pay_day <= limit)
@@ -166,27 +172,29 @@ async def book_history(scope: TenantScope, as_of: date) -> History:
     )
     ok = np.flatnonzero((at >= 0) & (day <= limit) & (action >= 0))
     ok = ok[np.lexsort((day[ok], at[ok]))]
-    return History(
-        as_of=limit,
-        currency=scope.currency,
-        invoice_id=invoice_ids.astype(object),
-        debtor=debtor,
-        debtor_ids=first_seen.astype(object),
-        b2c=b2c,
-        issue=issue[keep],
-        due=_days(due)[keep],
-        amount=_money(amount)[keep],
-        e_invoice=np.array(e_invoice, dtype=bool).reshape(-1)[keep],
-        disputed=_text(state)[keep] == "disputed",
-        fee_agreed=np.array(fee_agreed, dtype=bool).reshape(-1)[keep],
-        pay_invoice=pay_at[pay_keep].astype(np.int32),
-        pay_day=pay_day[pay_keep],
-        pay_amount=_money(paid[2])[pay_keep],
-        act_invoice=at[ok].astype(np.int32),
-        act_day=day[ok],
-        act_action=action[ok].astype(np.int8),
-        act_channel=channel[ok].astype(np.int8),
-        act_fee=fee[ok],
+    return canonical(
+        History(
+            as_of=limit,
+            currency=scope.currency,
+            invoice_id=_text(external_ids)[keep].astype(object),
+            debtor=debtor,
+            debtor_ids=_text(debtor_names)[debtor_rows.find(first_seen)].astype(object),
+            b2c=b2c,
+            issue=issue[keep],
+            due=_days(due)[keep],
+            amount=_money(amount)[keep],
+            e_invoice=np.array(e_invoice, dtype=bool).reshape(-1)[keep],
+            disputed=_text(state)[keep] == "disputed",
+            fee_agreed=np.array(fee_agreed, dtype=bool).reshape(-1)[keep],
+            pay_invoice=pay_at[pay_keep].astype(np.int32),
+            pay_day=pay_day[pay_keep],
+            pay_amount=_money(paid[2])[pay_keep],
+            act_invoice=at[ok].astype(np.int32),
+            act_day=day[ok],
+            act_action=action[ok].astype(np.int8),
+            act_channel=channel[ok].astype(np.int8),
+            act_fee=fee[ok],
+        )
     )
 
 

@@ -339,7 +339,9 @@ async def run_now(scope: TenantScope, settings: Settings, simulation_id: UUID) -
             else None,
             day_number(date.fromisoformat(cohort_in["due_to"])) if cohort_in["due_to"] else None,
         )
-        options = Options(horizon=resolved["horizon_days"], draws=DRAWS)
+        # Intervals carry the model-form error the tenant's own backtests measured.
+        calibration = (model.backtest or {}).get("calibration")
+        options = Options(horizon=resolved["horizon_days"], draws=DRAWS, calibration=calibration)
         async with tenant_model.heartbeat(beat, settings):
             result = await asyncio.to_thread(
                 forecast, history, model, _candidates(resolved), cohort, options

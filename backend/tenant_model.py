@@ -30,6 +30,7 @@ from backend.extract import book_history
 from backend.settings import Settings
 from backend.tables import TenantModel
 from simulator.backtest import CALIBRATION_HORIZON, rolling, split_days
+from simulator.backtest import summary as stored_summary
 from simulator.fit import Fit, fit_history
 from simulator.history import History, day_date
 from simulator.saved_model import ModelFileError, load_model, save_model
@@ -108,7 +109,9 @@ def fit_with_backtest(history: History) -> tuple[Fit, dict[str, Any] | None]:
         model.warnings.append(f"no backtest: {exc}")
         return model, None
     summary = backtest_summary(report)
-    model.extra["backtest"] = summary
+    # The file keeps the simulator's own summary, calibration included: forecasts from the
+    # stored model widen their intervals by the model-form error these splits measured.
+    model.backtest = stored_summary(report)
     return model, summary
 
 

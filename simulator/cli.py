@@ -18,7 +18,14 @@ from simulator.currency import major
 from simulator.fit import Fit, fit_history
 from simulator.fit_report import print_fit_summary
 from simulator.forecast import ACTUAL, DEFAULT_CHANNEL_COSTS, Options, default_cohort, forecast
-from simulator.history import History, HistoryError, day_date, day_number, load_history
+from simulator.history import (
+    History,
+    HistoryError,
+    canonical,
+    day_date,
+    day_number,
+    load_history,
+)
 from simulator.policy import PolicyError, parse_policies
 from simulator.saved_model import ModelFileError, load_model, save_model
 from simulator.worlds import WORLDS, generate, write
@@ -109,7 +116,9 @@ def _progress() -> Progress:
 def _load(directory: str, as_of: date | None) -> History:
     with _progress() as progress:
         progress.add_task(f"loading {directory}", total=None)
-        return load_history(directory, as_of)
+        # The canonical order, which the service's extract of a book uses too: the same
+        # history gives the same fit and forecast whichever way it was read.
+        return canonical(load_history(directory, as_of))
 
 
 def _fit(history: History, classes: int | None = None) -> Fit:

@@ -122,6 +122,49 @@ class History:
         return minor_unit_exponent(self.currency)
 
 
+def canonical(history: History) -> History:
+    """The same history in one order whatever order its rows came in: invoices by (due day,
+    invoice id), debtors numbered by first appearance in that order, payments and contacts
+    by (invoice, day). The fit is then a function of the data alone, so a history read from
+    files and the same history read from the service's book give the same model and the
+    same forecast to the last digit."""
+    order = np.lexsort((history.invoice_id.astype(str), history.due))
+    ordered = history.subset(order)
+    codes, debtor_ids = _first_seen_codes(ordered.debtor)
+    pay = np.lexsort((ordered.pay_amount, ordered.pay_day, ordered.pay_invoice))
+    act = np.lexsort(
+        (
+            ordered.act_fee,
+            ordered.act_channel,
+            ordered.act_action,
+            ordered.act_day,
+            ordered.act_invoice,
+        )
+    )
+    return History(
+        as_of=ordered.as_of,
+        currency=ordered.currency,
+        invoice_id=ordered.invoice_id,
+        debtor=codes.astype(np.int32),
+        debtor_ids=history.debtor_ids[debtor_ids],
+        b2c=ordered.b2c,
+        issue=ordered.issue,
+        due=ordered.due,
+        amount=ordered.amount,
+        e_invoice=ordered.e_invoice,
+        disputed=ordered.disputed,
+        fee_agreed=ordered.fee_agreed,
+        pay_invoice=ordered.pay_invoice[pay],
+        pay_day=ordered.pay_day[pay],
+        pay_amount=ordered.pay_amount[pay],
+        act_invoice=ordered.act_invoice[act],
+        act_day=ordered.act_day[act],
+        act_action=ordered.act_action[act],
+        act_channel=ordered.act_channel[act],
+        act_fee=ordered.act_fee[act],
+    )
+
+
 def day_number(value: date) -> int:
     return (value - EPOCH).days
 
