@@ -62,7 +62,8 @@ PERIODIC: list[Periodic] = [
 
 # Each job's entry point and its async core, for in-process runs of `enqueue`.
 CORES: dict[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]] = {
-    periodic.run: periodic.core for periodic in PERIODIC
+    **{periodic.run: periodic.core for periodic in PERIODIC},
+    jobs.render_letters: jobs.render_letters_now,  # queued by each dunning run
 }
 
 _running: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
