@@ -156,7 +156,7 @@ async def _go_live(scope: TenantScope, today: date) -> None:
     for document in DEMO_POLICIES:
         made = await policies.create(scope, document)
         await policies.activate(scope, made["id"], 1)
-    await dunning.run(scope, today, {})
+    await dunning.run(scope, today, {}, letters_now=True)
 
 
 def _write(path: Path, credentials: dict[str, Any]) -> None:

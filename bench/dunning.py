@@ -16,9 +16,15 @@ own; PostgreSQL's backend works on top of it):
   each date after the previous date's figures (idempotent per date);
 - `record`: the run's transaction (plan, steps, fees, cases), once per fresh date
   (today, tomorrow, the day after: each a new daily run);
-- delivery of email and SMS to in-process sinks (every pending contact of each day), and of a
-  bounded sample of letters (rendered to PDF and stored), extrapolated to all of the day's;
+- delivery of email and SMS to in-process sinks (a sample of each day's contacts, in the
+  run's claimed batches), extrapolated to all of the day's;
+- the letters job (`deliver_letters`) on a bounded sample of letters (rendered to PDF and
+  stored), extrapolated to all of the day's: reported apart, as it runs after the run;
 - baselines: `SELECT count(*)` of the open invoices and a COPY of their ids.
+
+Before each date's run an untimed `VACUUM ANALYZE` of invoices and steps stands for the
+night between two daily runs (autovacuum clears the day's dead row versions).
+The whole run of a day is record + interest + email/SMS delivery, as `dunning.run` does it.
 """
 
 from __future__ import annotations
