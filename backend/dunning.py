@@ -22,14 +22,20 @@ between its acceptance and our record of it, the one window no local write can c
 collection case (`backend.cases`) instead of taking a step; it then leaves the automated flow.
 
 **Interest.** Each run also brings the late interest of every overdue invoice under a live
-policy up to the run's date (`statement`: its payments split fees, interest, principal), kept
-on the invoice; where a half-year's reference rate is missing it is stored as unknown (null)
+policy up to the run's date, kept on the invoice: in SQL for the invoices without payments
+(`accrue_interest`), through `statement` (its payments split fees, interest, principal) for
+the others; where a half-year's reference rate is missing it is stored as unknown (null)
 and the agency's alert names the half-year, never a silent zero.
 
-**Delivery.** A retryable failure (server down, timeout) is tried again with exponential
-backoff; a permanent one (no address, refused) marks the step `failed`: it does not count
-as sent and its fee is given back. Letters are rendered to PDF and stored with the step;
+**Delivery.** Claimed in batches, sent with bounded concurrency, settled in one
+transaction per batch (`deliver`). A retryable failure (server down, timeout) is tried
+again with exponential backoff; a permanent one (no address, refused) marks the step
+`failed`: it does not count as sent and its fee is given back. Letters are rendered to PDF
+and stored with the step by a job of their own (`deliver_letters`, queued by the run);
 phone steps become call tasks for agency staff.
+
+**Which invoices.** Only those pushed by the ERP (`origin = 'live'`); history an import
+loaded (`origin = 'import'`) is the simulator's and is never dunned.
 
 `plan` is what `GET /dunning/preview` shows and exactly what `run` then records.
 """
