@@ -168,7 +168,7 @@ async def _go_live(scope: TenantScope, settings: Settings, today: date) -> None:
         version = {"policy_id": str(made[-1]["id"]), "version": 1}
         await _simulated(scope, settings, {document["name"]: version})
         await policies.activate(scope, made[-1]["id"], 1)
-    await dunning.run(scope, today, {})
+    await dunning.run(scope, today, {}, letters_now=True)
     firmer = dict(DEMO_POLICIES[0])
     firmer["steps"] = [{**firmer["steps"][0], "day": 2, "channel": "sms"}, *firmer["steps"][1:]]
     draft = await policies.add_version(scope, made[0]["id"], firmer)

@@ -196,3 +196,34 @@ def late_interest(
         unknown_days=unknown_days,
         missing_half_years=tuple(sorted(missing)),
     )
+
+
+def rate_days(
+    start: date,
+    end: date,
+    terms: InterestTerms,
+    rates: ReferenceRates = SEEDED_RATES,
+    rules: Rules = SWEDEN,
+) -> int | None:
+    """Σ rate (bp) × days over `start <= d < end`, None when any of its days is unknown.
+
+    The interest on a constant principal P over the period is then exactly
+    `round_half_up(P × rate_days)` over `DENOMINATOR`, the same figure as `late_interest(P,
+    …)` for any P > 0: the dunning run computes it in SQL for every invoice without
+    payments, one due date at a time, instead of once per invoice in Python.
+    """
+    if end < start:
+        raise ValueError(f"the period ends ({end}) before it starts ({start})")
+    cuts = {start, end}
+    if terms.mode == "statutory":
+        boundary = next_half_year(half_year_start(start))
+        while boundary < end:
+            cuts.add(boundary)
+            boundary = next_half_year(boundary)
+    total = 0
+    for a, b in pairwise(sorted(cuts)):
+        rate = terms.annual_rate_bp(a, rates, rules)
+        if rate is None:
+            return None
+        total += rate * (b - a).days
+    return total

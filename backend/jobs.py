@@ -93,6 +93,31 @@ def run_dunning() -> int:
     return _in_worker(run_dunning_now)
 
 
+async def render_letters_now(settings: Settings, tenant_id: str, run_date: str) -> int:
+    """Render and store a tenant's waiting letters (queued by its dunning run); returns how
+    many were made. Letters are claimed one at a time, so two of these never render one
+    letter twice and a killed worker leaves at most one waiting for its claim to lapse."""
+    from datetime import date
+    from uuid import UUID
+
+    from backend.dunning import deliver_letters
+    from tenants.access import ROLE_GRANTS, Principal
+    from tenants.scope import TenantScope
+
+    system = Principal(
+        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+    )
+    scope = await TenantScope.open(UUID(tenant_id), system)
+    counts = await deliver_letters(scope, date.fromisoformat(run_date))
+    log.info("letters rendered", tenant=tenant_id, **counts)
+    return counts.get("sent", 0)
+
+
+def render_letters(tenant_id: str, run_date: str) -> int:
+    """RQ's entry point of `render_letters_now`."""
+    return _in_worker(lambda settings: render_letters_now(settings, tenant_id, run_date))
+
+
 async def deliver_webhooks_now(settings: Settings) -> int:
     """One delivery pass over every active tenant's due webhook deliveries; returns how many
     were delivered. Attempts are claimed, so two workers never send one attempt twice."""

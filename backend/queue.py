@@ -67,6 +67,7 @@ CORES: dict[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]] = {
     jobs.run_simulation: jobs.run_simulation_now,
     jobs.combine_portfolio: jobs.combine_portfolio_now,
     jobs.load_import: jobs.load_import_now,
+    jobs.render_letters: jobs.render_letters_now,  # queued by each dunning run
 }
 
 _running: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones

@@ -81,6 +81,14 @@ async def test_killed_mid_run_then_run_again_takes_every_step_once(migrated, adm
             again = await http.post(tenant.path("/dunning/run"), json={}, headers=session)
             assert again.status_code == 200, again.text
             assert again.json()["recorded"] == 0  # every step was recorded before the kill
+            # The run queued the letters job again: it makes the letters still waiting.
+            for _ in range(1200):
+                waiting = await DunningStep.count().where(
+                    (DunningStep.tenant == tid) & (DunningStep.status == "pending")
+                )
+                if not waiting:
+                    break
+                await asyncio.sleep(0.05)
     finally:
         second.stop()
 
@@ -93,8 +101,8 @@ async def test_killed_mid_run_then_run_again_takes_every_step_once(migrated, adm
     per_step = [str(letter["step"]) for letter in letters]
     assert len(per_step) == len(set(per_step))  # no letter twice
     statuses = [s["status"] for s in steps]
-    # The attempt the kill interrupted stays claimed until its claim times out; every
-    # other step went out.
+    # Letters are claimed one at a time: the attempt the kill interrupted stays claimed until
+    # its claim times out; every other step went out.
     assert statuses.count("sent") >= INVOICES - 1 and set(statuses) <= {"sent", "sending"}
     fees = await Invoice.select(Invoice.fees_charged).where(Invoice.tenant == tid)
     assert sorted({f["fees_charged"] for f in fees}) == [6000]  # charged once, each

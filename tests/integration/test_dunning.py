@@ -109,6 +109,22 @@ async def _setup(http, admin, *, profile=True, rows=None):
     return tenant, session, ids
 
 
+WAITING = ("pending", "sending")
+
+
+async def _contacts(http, tenant, session, invoice_id):
+    """An invoice's contacts once its letters are made: the letters job the run queues
+    renders them after the run has answered."""
+    contacts: list[dict[str, Any]] = []
+    for _ in range(400):
+        r = await http.get(tenant.path(f"/invoices/{invoice_id}/contacts"), headers=session)
+        contacts = r.json()
+        if not any(c["channel"] == "letter" and c["status"] in WAITING for c in contacts):
+            break
+        await asyncio.sleep(0.05)
+    return contacts
+
+
 async def test_one_step_per_run_fees_once_and_the_preview_is_the_run(engine_server, admin, mail):
     sink, _ = mail
     async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
@@ -146,9 +162,7 @@ async def test_one_step_per_run_fees_once_and_the_preview_is_the_run(engine_serv
         assert again.json()["recorded"] == 0 and again.json()["already_run"] is True
         detail = (await http.get(tenant.path(f"/invoices/{ids['LATE']}"), headers=session)).json()
         assert detail["fees"] == 24000
-        contacts = (
-            await http.get(tenant.path(f"/invoices/{ids['LATE']}/contacts"), headers=session)
-        ).json()
+        contacts = await _contacts(http, tenant, session, ids["LATE"])
         assert [(c["ordinal"], c["status"]) for c in contacts] == [
             (0, "skipped"),
             (1, "sent"),
@@ -224,9 +238,7 @@ async def test_a_contact_that_cannot_go_out_charges_nothing(engine_server, admin
             on = (today - timedelta(days=back)).isoformat()
             r = await http.post(tenant.path("/dunning/run"), json={"date": on}, headers=session)
             assert r.status_code == 200
-        contacts = (
-            await http.get(tenant.path(f"/invoices/{ids['NOPROFILE']}/contacts"), headers=session)
-        ).json()
+        contacts = await _contacts(http, tenant, session, ids["NOPROFILE"])
         letter = next(c for c in contacts if c["channel"] == "letter")
         assert letter["status"] == "failed" and "bankgiro" in letter["last_error"]
         detail = (
@@ -451,3 +463,245 @@ async def test_runs_go_forward_a_past_date_cannot_send_later_steps(engine_server
             await http.get(tenant.path(f"/invoices/{ids['FWD']}/contacts"), headers=session)
         ).json()
         assert len([c for c in contacts if c["status"] != "skipped"]) == 1
+
+
+def _system():
+    from uuid import UUID
+
+    from tenants.access import ROLE_GRANTS, Principal
+
+    return Principal(
+        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+    )
+
+
+async def test_imported_history_is_left_alone(engine_server, admin):
+    """Invoices an import loaded (`origin = 'import'`) are the simulator's history: the engine
+    plans no step for them, charges them nothing, opens no case and accrues no interest."""
+    from backend.tables import Invoice
+
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        today = date.today()
+        rows = [
+            invoice(
+                f"{kind}-{i}",
+                debtor=f"D-{kind}-{i}",
+                issue=today - timedelta(days=60),
+                due_in=35,
+                fee_agreed=True,
+            )
+            for kind in ("LIVE", "OLD")
+            for i in range(3)
+        ]
+        tenant, session, ids = await _setup(http, admin, rows=rows)
+        old = [ids[f"OLD-{i}"] for i in range(3)]
+        await Invoice.update({Invoice.origin: "import"}).where(Invoice.id.is_in(old))
+        preview = (await http.get(tenant.path("/dunning/preview"), headers=session)).json()
+        assert {s["external_id"] for s in preview["steps"]} == {f"LIVE-{i}" for i in range(3)}
+        run = await http.post(tenant.path("/dunning/run"), json={}, headers=session)
+        assert run.status_code == 200 and run.json()["recorded"] == 3
+        for invoice_id in old:
+            assert await _contacts(http, tenant, session, invoice_id) == []
+            detail = (
+                await http.get(tenant.path(f"/invoices/{invoice_id}"), headers=session)
+            ).json()
+            assert detail["fees"] == 0 and detail["interest_as_of"] is None
+        live = (await http.get(tenant.path(f"/invoices/{ids['LIVE-0']}"), headers=session)).json()
+        assert live["interest_as_of"] == today.isoformat()
+
+
+async def test_interest_in_sql_is_the_statement_figure(engine_server, admin):
+    """The run computes interest in SQL for invoices without payments and through the
+    statement for those with; both agree with `statement` itself, and a second run the same
+    day changes nothing."""
+    from uuid import UUID
+
+    from backend.interest import InterestTerms
+    from backend.reference_rates import load
+    from backend.statement import statement
+    from backend.tables import Invoice
+
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        today = date.today()
+        tenant = await onboard(http, admin)
+        session = await login(http, tenant.admin_email, tenant.admin_password)
+        await http.put(tenant.path("/profile"), json=PROFILE, headers=session)
+        doc = {
+            **POLICY,
+            "name": "contract",
+            "segment": {},
+            "interest": {"mode": "contract", "annual_rate_bp": 1250},
+        }
+        made = await http.post(tenant.path("/policies"), json={"policy": doc}, headers=session)
+        await http.post(
+            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+        )
+        amounts = [100, 99_999, 123_457, 5_000_000, 987_654_321, 300_000_000_000]
+        rows = [
+            invoice(
+                f"I-{i}",
+                debtor=f"D-{i}",
+                amount=amount,
+                issue=today - timedelta(days=30 + 17 * i),
+                due_in=20,
+                debtor_type="b2b" if i % 2 else "b2c",
+            )
+            for i, amount in enumerate(amounts)
+        ]
+        r = await http.post(
+            tenant.path("/invoices/batch"), json={"invoices": rows}, headers=tenant.key
+        )
+        assert r.status_code == 200, r.text
+        # a partial payment on one: its figure goes through the statement
+        paid_on = today - timedelta(days=5)
+        pay = {
+            "external_id": "P-1",
+            "amount": 40_000,
+            "currency": "SEK",
+            "paid_date": paid_on.isoformat(),
+            "invoice_external_id": "I-2",
+        }
+        r = await http.post(
+            tenant.path("/payments/batch"), json={"payments": [pay]}, headers=tenant.key
+        )
+        assert r.status_code == 200, r.text
+        run = await http.post(tenant.path("/dunning/run"), json={}, headers=session)
+        assert run.status_code == 200, run.text
+        terms = InterestTerms("contract", 1250)
+        rates = await load()
+        tid = UUID(tenant.id)
+
+        async def figures():
+            return {
+                r["external_id"]: r
+                for r in await Invoice.select(
+                    Invoice.external_id,
+                    Invoice.due_date,
+                    Invoice.amount,
+                    Invoice.interest_accrued,
+                    Invoice.interest_as_of,
+                ).where(Invoice.tenant == tid)
+            }
+
+        first = await figures()
+        for i, amount in enumerate(amounts):
+            row = first[f"I-{i}"]
+            due = (
+                row["due_date"]
+                if isinstance(row["due_date"], date)
+                else date.fromisoformat(row["due_date"])
+            )
+            payments = [(paid_on, 40_000)] if i == 2 else []
+            expected = statement(amount, due, today, terms, rates, payments=payments)
+            assert row["interest_accrued"] == expected.owed.interest, (i, amount)
+            assert str(row["interest_as_of"]) == today.isoformat()
+        assert first["I-4"]["interest_accrued"] > 0  # I-5: above the SQL route's amounts
+        again = await http.post(tenant.path("/dunning/run"), json={}, headers=session)
+        assert again.status_code == 200
+        assert await figures() == first
+
+
+async def test_batched_delivery_sends_each_contact_once(engine_server, admin):
+    """Two deliveries at once, each claiming a few steps at a time: every contact goes out
+    exactly once, each with its own step id as the provider's reference."""
+    from uuid import UUID
+
+    from backend import dunning
+    from backend.channels import SendResult
+    from tenants.scope import TenantScope
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.references: list[str] = []
+
+        async def send(self, message, *, overrides=None, reference=None):
+            await asyncio.sleep(0.001)  # let the other delivery interleave
+            self.references.append(reference)
+            return SendResult(status="sent", channel="email", provider_id=f"p-{reference}")
+
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        today = date.today()
+        rows = [
+            invoice(f"B-{i}", debtor=f"D-B-{i}", issue=today - timedelta(days=37), due_in=35)
+            for i in range(23)
+        ]
+        tenant, session, ids = await _setup(http, admin, rows=rows)
+        scope = await TenantScope.open(UUID(tenant.id), _system())
+        planned, _ = await dunning.record(scope, today)
+        emails = [s for s in planned.contacts if s.channel == "email"]
+        assert len(emails) == 23
+        recorder = Recorder()
+        counts = await asyncio.gather(
+            dunning.deliver(scope, {"email": recorder}, today, batch=4),
+            dunning.deliver(scope, {"email": recorder}, today, batch=3),
+        )
+        assert sum(c.get("sent", 0) for c in counts) == 23
+        assert len(recorder.references) == 23 == len(set(recorder.references))
+        contacts = await _contacts(http, tenant, session, ids["B-0"])
+        sent = [c for c in contacts if c["status"] == "sent"]
+        assert len(sent) == 1 and sent[0]["attempts"] == 1
+        assert await dunning.deliver(scope, {"email": recorder}, today) == {}
+
+
+@pytest.mark.redis
+async def test_the_letters_job_runs_in_an_rq_worker(engine_server, admin, settings, redis_url):
+    """The run queues its letters as a job of their own; a real RQ worker makes them."""
+    import os
+    import subprocess
+    import sys
+    from dataclasses import replace
+    from uuid import UUID
+
+    from redis import Redis
+
+    from backend import dunning, jobs, queue
+    from tenants.scope import TenantScope
+
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        today = date.today()
+        tenant = await onboard(http, admin)
+        session = await login(http, tenant.admin_email, tenant.admin_password)
+        await http.put(tenant.path("/profile"), json=PROFILE, headers=session)
+        letters = {
+            "name": "Letters",
+            "steps": [{"day": 5, "action": "reminder", "channel": "letter"}],
+        }
+        made = await http.post(tenant.path("/policies"), json={"policy": letters}, headers=session)
+        await http.post(
+            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+        )
+        rows = [
+            invoice(f"L-{i}", debtor=f"D-L-{i}", issue=today - timedelta(days=40), due_in=30)
+            for i in range(4)
+        ]
+        for row in rows:
+            row["debtor"]["address"] = "Storgatan 1\n111 22 Stockholm"
+        r = await http.post(
+            tenant.path("/invoices/batch"), json={"invoices": rows}, headers=tenant.key
+        )
+        assert r.status_code == 200, r.text
+        scope = await TenantScope.open(UUID(tenant.id), _system())
+        planned, _ = await dunning.record(scope, today)
+        assert len(planned.contacts) == 4
+        Redis.from_url(redis_url).flushdb()
+        with_redis = replace(settings, redis_url=redis_url)
+        assert queue.enqueue(with_redis, jobs.render_letters, tenant.id, today.isoformat())
+        worker = subprocess.run(
+            [sys.executable, "-m", "backend.cli", "worker", "--burst"],
+            env={**os.environ, "REDIS_URL": redis_url},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert worker.returncode == 0, worker.stdout + worker.stderr
+        ids = {
+            i["external_id"]: i["id"]
+            for i in (await http.get(tenant.path("/invoices?limit=10"), headers=session)).json()[
+                "items"
+            ]
+        }
+        for i in range(4):
+            contacts = (
+                await http.get(tenant.path(f"/invoices/{ids[f'L-{i}']}/contacts"), headers=session)
+            ).json()
+            assert [(c["status"], c["letter_id"] is not None) for c in contacts] == [("sent", True)]

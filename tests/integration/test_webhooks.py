@@ -206,7 +206,13 @@ async def test_a_dunning_run_records_step_fee_letter_and_failure_events(client, 
         assert r.status_code == 200, r.text
         r = await client.post(tenant.path("/dunning/run"), json={}, headers=session)
         assert r.status_code == 200, r.text
-        events = (await client.get(tenant.path("/events?limit=100"), headers=tenant.key)).json()
+        # The letters are made by their own job, queued by the run: wait for its events.
+        settled = "letter_created" if with_profile else "contact_failed"
+        for _ in range(400):
+            events = (await client.get(tenant.path("/events?limit=100"), headers=tenant.key)).json()
+            if [e["kind"] for e in events["items"]].count(settled) >= 3:
+                break
+            await asyncio.sleep(0.05)
         kinds = [e["kind"] for e in events["items"]]
         kinds_of[with_profile] = sorted(kinds)
         taken = [e for e in events["items"] if e["kind"] == "step_taken"]

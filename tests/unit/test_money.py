@@ -18,11 +18,13 @@ from hypothesis import strategies as st
 from backend.allocation import DEFAULT_ORDER, Owed, allocate
 from backend.fees import Charged, FeeState, fee_for_step, fee_to_charge
 from backend.interest import (
+    DENOMINATOR,
     SEEDED_RATES,
     InterestTerms,
     ReferenceRates,
     half_year_start,
     late_interest,
+    rate_days,
 )
 from backend.statement import statement
 from simulator.policy import Policy, Segment, Step
@@ -326,3 +328,34 @@ def test_a_partial_payment_pays_fees_and_interest_first_then_stops_interest_on_i
 def test_a_statement_over_a_missing_half_year_says_its_interest_is_unknown():
     result = statement(100_000, date(2026, 5, 31), date(2026, 9, 1), STATUTORY)
     assert not result.interest_known and result.missing_half_years == (date(2026, 7, 1),)
+
+
+# ---- the dunning run's interest in SQL ---------------------------------------------------
+
+
+@given(
+    principal=amounts,
+    due=st.dates(date(2021, 6, 1), date(2027, 3, 1)),
+    days=st.integers(0, 1200),
+    terms=st.sampled_from(
+        [
+            STATUTORY,
+            InterestTerms("contract", 1250),
+            InterestTerms("contract", 0),
+            InterestTerms("none"),
+        ]
+    ),
+)
+def test_rate_days_gives_the_statement_figure_of_an_invoice_without_payments(
+    principal, due, days, terms
+):
+    """What the run's UPDATE computes, round_half_up(amount × Σ rate × days), is the figure
+    `statement` stores for an invoice without payments, unknown included."""
+    on = due + timedelta(days=days)
+    account = statement(principal, due, on, terms)
+    product = rate_days(due, on, terms)
+    if product is None:
+        assert not account.interest_known or principal == 0
+        return
+    assert account.interest_known
+    assert (2 * principal * product + DENOMINATOR) // (2 * DENOMINATOR) == account.owed.interest

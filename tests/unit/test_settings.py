@@ -223,7 +223,7 @@ assert piccolo_conf.DB is Tenant._meta.db
 create_app(Settings(database_url="postgresql://u@127.0.0.1:1/other", secret_key="s" * 40,
                     db_application_name="kravlab-x"))
 assert isinstance(Tenant._meta.db, PostgresEngine) and Invoice._meta.db is Tenant._meta.db
-assert Tenant._meta.db.config["server_settings"] == {"application_name": "kravlab-x"}
+assert Tenant._meta.db.config["server_settings"] == {"application_name": "kravlab-x", "jit": "off"}
 assert piccolo_conf.DB is Tenant._meta.db
 print("ok")
 """
