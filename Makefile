@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DOCS_UI := backend/api_docs_vendor/.versions
 
-.PHONY: install browser fonts demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator bench-dunning clean
+.PHONY: install browser fonts demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator bench-dunning bench-simulation-service clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-simulator: $(STAMP)
 
 bench-dunning: $(STAMP)
 	$(BIN)/python bench/dunning.py
+
+bench-simulation-service: $(STAMP)
+	$(BIN)/python bench/simulation_service.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

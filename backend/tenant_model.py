@@ -35,7 +35,7 @@ from simulator.fit import Fit, fit_history
 from simulator.history import History, day_date
 from simulator.saved_model import ModelFileError, load_model, save_model
 from tenants import clock
-from tenants.scope import TenantScope
+from tenants.scope import AgencyScope, TenantScope
 
 log = structlog.get_logger("kravlab.model")
 
@@ -98,10 +98,57 @@ def backtest_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def fit_with_backtest(history: History) -> tuple[Fit, dict[str, Any] | None]:
+# Effects the agency pools across its clients for a client whose history cannot identify
+# them (a channel it never used, a fee it never charged): the contact effects, which mean
+# the same thing in every book. Levels and covariates stay each client's own.
+POOLED = ("bump[", "later_contact[", "fee_charged", "collection_notice")
+# A pooled estimate needs this many clients whose own data identified the parameter.
+POOL_MIN_TENANTS = 2
+
+
+def pool(summaries: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """The agency's prior for each pooled parameter from other tenants' fitted models
+    (parameters only: estimates and standard errors, never a row): the precision-weighted
+    mean, with a spread that adds how much the clients differ from each other."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    for summary in summaries:
+        for row in summary.get("parameters", []):
+            if row["source"] == "data" and row["name"].startswith(POOLED) and row["se"] > 0:
+                found.setdefault(row["name"], []).append((row["estimate"], row["se"]))
+    pooled = {}
+    for name, values in found.items():
+        if len(values) < POOL_MIN_TENANTS:
+            continue
+        estimates = np.array([v[0] for v in values])
+        precision = 1.0 / np.array([v[1] for v in values]) ** 2
+        mean = float((estimates * precision).sum() / precision.sum())
+        between = float(estimates.var(ddof=1))
+        pooled[name] = (mean, float(np.sqrt(between + 1.0 / precision.sum())))
+    return pooled
+
+
+async def pooled_prior(scope: TenantScope) -> dict[str, tuple[float, float]]:
+    """The pooled prior from every other tenant's newest model; empty for a caller that is
+    not the agency (a tenant's own credential never reaches other tenants' models)."""
+    if scope.principal.tenant_id is not None:
+        return {}
+    rows = (
+        await AgencyScope.open(scope.principal)
+        .select(TenantModel, TenantModel.tenant, TenantModel.summary, TenantModel.fitted_at)
+        .where((TenantModel.status == "done") & (TenantModel.tenant != scope.tenant_id))
+    )
+    newest: dict[Any, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: clock.aware(r["fitted_at"])):
+        newest[row["tenant"]] = row
+    return pool([json.loads(row["summary"]) for row in newest.values()])
+
+
+def fit_with_backtest(
+    history: History, prior_override: dict[str, tuple[float, float]] | None = None
+) -> tuple[Fit, dict[str, Any] | None]:
     """The model of the whole history, and its rolling backtest (None when the history is
     too short for one: the summary then says so, never invents an accuracy)."""
-    model = fit_history(history)
+    model = fit_history(history, prior_override=prior_override)
     try:
         splits = split_days(history, None, BACKTEST_SPLITS, BACKTEST_HORIZON)
         report = rolling(history, splits, BACKTEST_HORIZON)
@@ -191,8 +238,9 @@ async def fit_now(
     try:
         if history is None:
             history = await book_history(scope, clock.now().date())
+        prior = await pooled_prior(scope)
         async with heartbeat(beat, settings):
-            model, backtest = await asyncio.to_thread(fit_with_backtest, history)
+            model, backtest = await asyncio.to_thread(fit_with_backtest, history, prior)
         folder = model_dir(settings, scope.tenant_id)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{model_id}.npz"

@@ -20,7 +20,7 @@ Tunables live in `simulator.defaults`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -635,6 +635,7 @@ def fit(
     seed: int = 0,
     covariance: bool = True,
     class_contacts: bool | None = None,
+    prior_override: Mapping[str, tuple[float, float]] | None = None,
 ) -> Fit:
     """Penalised maximum likelihood for a given number of classes, best of several starts.
 
@@ -642,6 +643,8 @@ def fit(
     from the debtors' lateness ranks. Without `covariance` the covariance is the prior's
     (class-selection candidates need only their likelihood). `class_contacts` gives each
     class its own contact effects (default `defaults.CLASS_CONTACT_EFFECTS`).
+    `prior_override` (parameter name → mean, sd) replaces the default prior of those
+    parameters: the agency's pooled estimates across its clients.
     """
     if class_contacts is None:
         class_contacts = defaults.CLASS_CONTACT_EFFECTS
@@ -660,6 +663,7 @@ def fit(
             seed,
             covariance,
             class_contacts,
+            prior_override,
         )
 
 
@@ -675,9 +679,13 @@ def _fit(
     seed: int,
     covariance: bool,
     class_contacts: bool,
+    prior_override: Mapping[str, tuple[float, float]] | None = None,
 ) -> Fit:
     layout = Layout(classes, class_contacts)
     mean, sd = prior(layout)
+    for i, name in enumerate(layout.names()):
+        if prior_override and name in prior_override:
+            mean[i], sd[i] = prior_override[name]
     precision = 1.0 / sd**2 if penalised else np.zeros(layout.size)
     begins = [
         _initial_posterior(data, classes, s + 1000 * seed if s else 0)
@@ -1020,11 +1028,14 @@ def fit_history(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     class_contacts: bool | None = None,
+    prior_override: Mapping[str, tuple[float, float]] | None = None,
 ) -> Fit:
     """Fit the model to a history, choosing the number of classes unless it is given.
 
     `class_contacts`: whether classes have their own contact effects (default
-    `defaults.CLASS_CONTACT_EFFECTS`)."""
+    `defaults.CLASS_CONTACT_EFFECTS`). `prior_override`: pooled priors by parameter name
+    (see `fit`); a parameter the history cannot identify then rests on them, and the
+    model's warnings name each one."""
     selection = None
     initial: list[np.ndarray] = []
     if classes is None:
@@ -1047,8 +1058,19 @@ def fit_history(
         starts=0 if initial else defaults.EM_STARTS,
         initial=initial,
         class_contacts=class_contacts,
+        prior_override=prior_override,
     )
     model.selection = selection
+    pooled = [
+        name
+        for name, is_prior in zip(model.names, model.is_prior(), strict=True)
+        if is_prior and prior_override and name in prior_override
+    ]
+    if pooled:
+        model.warnings.append(
+            f"the history cannot identify {', '.join(pooled)}: the agency's pooled estimate "
+            "across its clients stands in (a prior, not a finding of this history)"
+        )
     if selection is not None and selection.get("at_boundary"):
         model.warnings.append(
             f"the held-out likelihood still favours the most classes tried ({classes}): the "

@@ -5,11 +5,14 @@ On whichever engine the suite runs (SQLite and PostgreSQL in CI)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import date
 from typing import Any
+from uuid import UUID
 
-from backend.tenant_model import fit_with_backtest
+from backend.tables import TenantModel
+from backend.tenant_model import fit_with_backtest, pool
 from simulator.forecast import Options, default_cohort, forecast
 from simulator.history import canonical, load_history
 from simulator.policy import parse_policies
@@ -78,9 +81,15 @@ async def test_the_service_answers_exactly_what_the_library_answers_on_the_same_
     assert body["status"] == "done", body["error"]
     service = body["result"]
 
-    # the library on the same files, as `kravlab sim` reads them
+    # the library on the same files, as `kravlab sim` reads them, with the same pooled prior
+    # the service's fit took from the other tenants' models in this database
     history = canonical(load_history(tmp_path, as_of=date.today()))
-    model, _ = fit_with_backtest(history)
+    others = await TenantModel.select(
+        TenantModel.tenant, TenantModel.summary, TenantModel.fitted_at
+    ).where((TenantModel.status == "done") & (TenantModel.tenant != UUID(tenant.id)))
+    newest = {r["tenant"]: r for r in sorted(others, key=lambda r: str(r["fitted_at"]))}
+    prior = pool([json.loads(r["summary"]) for r in newest.values()])
+    model, _ = fit_with_backtest(history, prior)
     stored = (await client.get(tenant.path("/model"), headers=session)).json()
     assert stored["fingerprint"] == model.fingerprint  # the very same data, to the last byte
     library = forecast(
