@@ -534,7 +534,9 @@ async def test_interest_in_sql_is_the_statement_figure(engine_server, admin):
         }
         made = await http.post(tenant.path("/policies"), json={"policy": doc}, headers=session)
         await http.post(
-            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+            json=OVERRIDE,
+            headers=admin,
         )
         amounts = [100, 99_999, 123_457, 5_000_000, 987_654_321, 300_000_000_000]
         rows = [
@@ -668,7 +670,9 @@ async def test_the_letters_job_runs_in_an_rq_worker(engine_server, admin, settin
         }
         made = await http.post(tenant.path("/policies"), json={"policy": letters}, headers=session)
         await http.post(
-            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+            tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+            json=OVERRIDE,
+            headers=admin,
         )
         rows = [
             invoice(f"L-{i}", debtor=f"D-L-{i}", issue=today - timedelta(days=40), due_in=30)

@@ -24,7 +24,7 @@ from simulator.worlds import generate, write
 from tenants.tables import AuditEntry
 from tests.support.db import book_counts
 from tests.support.server import LiveServer
-from tests.support.world import api_key, invoice, login, onboard, tenant_user
+from tests.support.world import OVERRIDE, api_key, invoice, login, onboard, tenant_user
 
 HISTORY = Path("/work/shared/formats/examples/history")
 INVOICES = (
@@ -526,7 +526,7 @@ async def test_kravlab_import_names_bad_lines_and_unknown_tenants(tenant, tmp_pa
     assert nowhere.returncode == 1 and "not a directory" in nowhere.stdout
 
 
-async def test_the_dunning_engine_leaves_imported_invoices_alone(client, tenant):
+async def test_the_dunning_engine_leaves_imported_invoices_alone(client, admin, tenant):
     """A history's unsettled invoices are censored, not unpaid: no step, fee or escalation
     for them, until the ERP pushes one (then it is the book's, and worked)."""
     session = await login(client, tenant.admin_email, tenant.admin_password)
@@ -537,7 +537,9 @@ async def test_the_dunning_engine_leaves_imported_invoices_alone(client, tenant)
     }
     made = await client.post(tenant.path("/policies"), json={"policy": policy}, headers=session)
     activated = await client.post(
-        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"), headers=session
+        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+        json=OVERRIDE,
+        headers=admin,
     )
     assert activated.status_code == 200, activated.text
     assert (await imported(client, tenant, files()))["status"] == "done"
