@@ -29,7 +29,7 @@ import structlog
 from litestar.exceptions import ClientException
 
 from backend import policies, tenant_model
-from backend.extract import EmptyBook, book_history, data_version
+from backend.extract import EmptyBook, cached_history, data_version
 from backend.policies import Activation, GateRefused, overlaps
 from backend.settings import Settings
 from backend.tables import PolicyVersion, SimulatedVersion, Simulation
@@ -324,7 +324,7 @@ async def run_now(scope: TenantScope, settings: Settings, simulation_id: UUID) -
         await _set(scope, simulation_id, heartbeat_at=clock.now())
 
     try:
-        history = await book_history(scope, clock.now().date())
+        history = await cached_history(scope, settings.var_dir, clock.now().date())
         await _set(scope, simulation_id, progress=100, heartbeat_at=clock.now())
         async with tenant_model.heartbeat(beat, settings):
             model, model_row = await tenant_model.for_history(scope, settings, history)

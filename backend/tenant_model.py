@@ -26,7 +26,7 @@ import numpy as np
 import structlog
 from litestar.exceptions import NotFoundException
 
-from backend.extract import book_history
+from backend.extract import cached_history
 from backend.settings import Settings
 from backend.tables import TenantModel
 from simulator.backtest import CALIBRATION_HORIZON, rolling, split_days
@@ -237,7 +237,7 @@ async def fit_now(
 
     try:
         if history is None:
-            history = await book_history(scope, clock.now().date())
+            history = await cached_history(scope, settings.var_dir, clock.now().date())
         prior = await pooled_prior(scope)
         async with heartbeat(beat, settings):
             model, backtest = await asyncio.to_thread(fit_with_backtest, history, prior)

@@ -344,3 +344,47 @@ async def test_a_model_file_that_cannot_be_read_is_refitted_not_served(client, b
         .first()
     )
     assert old["status"] == "failed" and "unreadable" in old["error"]
+
+
+async def test_the_extract_is_kept_until_the_book_changes(client, book, settings):
+    from uuid import UUID
+
+    from backend.extract import book_history, cached_history
+    from simulator.fit import fingerprint
+    from tenants.access import ROLE_GRANTS, Principal
+    from tenants.scope import TenantScope
+
+    tenant = book["tenant"]
+    system = Principal(
+        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+    )
+    scope = await TenantScope.open(UUID(tenant.id), system)
+    today = date.today()
+    kept = await cached_history(scope, settings.var_dir, today)
+    folder = settings.var_dir / "extracts" / tenant.id
+    (stored,) = folder.glob("*.npz")
+    fresh = await book_history(scope, today)
+    assert fingerprint(kept) == fingerprint(fresh)
+    again = await cached_history(scope, settings.var_dir, today)
+    assert fingerprint(again) == fingerprint(fresh) and list(folder.glob("*.npz")) == [stored]
+
+    row = {
+        "external_id": "KEPT-NEW",
+        "debtor": {"external_id": "KEPT-D", "name": "n", "type": "b2b"},
+        "issue_date": today.isoformat(),
+        "due_date": today.isoformat(),
+        "amount": 12345,
+        "currency": "SEK",
+    }
+    r = await client.post(
+        tenant.path("/invoices/batch"), json={"invoices": [row]}, headers=tenant.key
+    )
+    assert r.status_code == 200, r.text
+    changed = await cached_history(scope, settings.var_dir, today)
+    assert changed.size == fresh.size + 1 and "KEPT-NEW" in set(changed.invoice_id)
+    (newer,) = folder.glob("*.npz")
+    assert newer != stored  # one book, one current extract
+
+    newer.write_bytes(b"PK\x03\x04 cut short")  # a file that cannot be read is not trusted
+    recovered = await cached_history(scope, settings.var_dir, today)
+    assert fingerprint(recovered) == fingerprint(changed)
