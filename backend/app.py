@@ -37,6 +37,7 @@ from backend.errors import EXCEPTION_HANDLERS, check_body
 from backend.idempotency import IdempotencyMiddleware
 from backend.queue import drain, run_periodic_in_process
 from backend.settings import Settings, get_settings
+from frontend_api.controllers import DashboardController, PortfolioController
 from tenants.access import Principal, authorize
 from tenants.auth import BearerAuthMiddleware
 from tenants.tables import Tenant
@@ -136,6 +137,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AgencyCaseController,
             AgencyCallController,
             TemplateController,
+            PortfolioController,
+            DashboardController,
             static_files(),
         ],
         dependencies={

@@ -40,6 +40,7 @@ PERMISSIONS = (
     "webhooks:manage",  # where the tenant's events are sent, with the secret that signs them
     "cases:work",  # the agency's collection work: assign, note, close cases
     "simulations:run",  # queue or cancel what-if simulations, refit the behaviour model
+    "portfolio:read",  # the agency's figures across every client (the console's portfolio)
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
@@ -54,6 +55,7 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "dunning:run",
             "cases:work",
             "simulations:run",
+            "portfolio:read",
         }
     ),
     "tenant_admin": frozenset(

@@ -50,6 +50,7 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
         {"agency_admin", "agency_staff", "tenant_admin", "tenant_member"},
         {"simulations:write"},
     ),
+    "portfolio:read": ({"agency_admin", "agency_staff"}, set()),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
@@ -116,6 +117,9 @@ ROUTE_PERMISSIONS = {
     ("DELETE", T + "/simulations/{simulation_id}"): "simulations:run",
     ("GET", T + "/model"): "read",
     ("POST", T + "/model"): "simulations:run",
+    ("GET", "/api/v1/portfolio"): "portfolio:read",
+    ("GET", "/api/v1/portfolio/trend"): "portfolio:read",
+    ("GET", T + "/dashboard"): "read",
 }
 WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["step_taken"], "secret": "s" * 24}
 POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
