@@ -37,6 +37,7 @@ from backend.errors import EXCEPTION_HANDLERS, check_body
 from backend.idempotency import IdempotencyMiddleware
 from backend.queue import drain, run_periodic_in_process
 from backend.settings import Settings, get_settings
+from frontend_api.console import console_router, console_static, root
 from frontend_api.controllers import DashboardController, PortfolioController
 from tenants.access import Principal, authorize
 from tenants.auth import BearerAuthMiddleware
@@ -139,6 +140,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TemplateController,
             PortfolioController,
             DashboardController,
+            root,
+            console_router(settings),
+            console_static(),
             static_files(),
         ],
         dependencies={
@@ -154,7 +158,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 BearerAuthMiddleware,
                 secret=settings.secret_key,
                 failures=Throttle("auth_failures", settings.rate_limit_per_minute),
-                exclude=["^/schema", "^/health$", "^/api/v1/auth/login$"],
+                # The console authenticates its own (a session cookie, or this same bearer).
+                exclude=["^/schema", "^/health$", "^/api/v1/auth/login$", "^/console", "^/$"],
             ),
             rate_limit.middleware,
             IdempotencyMiddleware(
