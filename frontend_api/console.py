@@ -32,7 +32,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
 )
 from litestar.middleware import DefineMiddleware
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
@@ -228,10 +228,10 @@ async def logout() -> Response[str]:
 async def portfolio_page(
     request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
-    sort: SortKey = "outstanding",
-    order: Literal["asc", "desc"] = "desc",
+    sort: FromQuery[SortKey] = "outstanding",
+    order: FromQuery[Literal["asc", "desc"]] = "desc",
     q: Annotated[str | None, QueryParameter(max_length=100, pattern=SINGLE_LINE)] = None,
-    alerts: bool | None = None,
+    alerts: FromQuery[bool | None] = None,
 ) -> Response[str]:
     agency = AgencyScope.open(principal)
     on = book.today()
@@ -360,7 +360,15 @@ async def dashboard_page(
 
 
 InvoiceStatus = Literal[
-    "open", "overdue", "paid", "paused", "disputed", "planned", "in_collection", "written_off"
+    "",  # the filter's "all"
+    "open",
+    "overdue",
+    "paid",
+    "paused",
+    "disputed",
+    "planned",
+    "in_collection",
+    "written_off",
 ]
 
 
@@ -368,13 +376,13 @@ InvoiceStatus = Literal[
 async def invoices_page(
     request: Request[Any, Any, Any],
     tenant: NamedDependency[TenantScope],
-    status: InvoiceStatus | None = None,
+    status: FromQuery[InvoiceStatus | None] = None,
     number: Annotated[str | None, QueryParameter(max_length=128, pattern=SINGLE_LINE)] = None,
     cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
 ) -> Response[str]:
     listed = await book.list_invoices(
         tenant,
-        status=status,
+        status=status or None,
         debtor=None,
         external_id=number or None,
         due_from=None,

@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
 from backend.book import today
 from backend.validation import SINGLE_LINE
@@ -41,7 +41,7 @@ class PortfolioController(Controller):
         self,
         principal: NamedDependency[Principal],
         sort: Annotated[SortKey, QueryParameter(description="default outstanding")] = "outstanding",
-        order: Literal["asc", "desc"] = "desc",
+        order: FromQuery[Literal["asc", "desc"]] = "desc",
         q: Annotated[
             str | None,
             QueryParameter(max_length=100, pattern=SINGLE_LINE, description="name or slug part"),

@@ -144,6 +144,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "language": ("English", "Svenska"),
     "as_of": ("per", "as of"),
     "whatif": ("Vad händer om", "What-if"),
+    "month": ("Månad", "Month"),
+    "alert_webhooks_failing": ("Webhooks fallerar", "Webhooks failing"),
+    "alert_channel_failing": ("Kanal fallerar", "Channel failing"),
+    "alert_interest_unknown": ("Ränta okänd", "Interest unknown"),
+    "alert_no_live_policy": ("Ingen gällande policy", "No live policy"),
+    "alert_model_missing": ("Ingen modell", "No model"),
+    "alert_model_stale": ("Gammal modell", "Stale model"),
+    "alert_reference_rate_missing": ("Referensränta saknas", "Reference rate missing"),
 }
 
 STATUS_KEYS = {

@@ -10,7 +10,7 @@
     var labels = spec.labels;
     var xs = labels.map(function (_, i) { return i; });
     var data = [xs];
-    var series = [{ label: "", value: function (u, i) { return i == null ? "" : labels[i]; } }];
+    var series = [{ label: spec.x_label || "", value: function (u, i) { return i == null ? "" : labels[i]; } }];
     var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : null;
     spec.series.forEach(function (s, n) {
       data.push(s.values.map(major));
