@@ -36,11 +36,12 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from backend import book, cases, dunning, plans, policies
+from backend import book, cases, dunning, plans, policies, simulations
 from backend.api.book import PauseIn, ReasonIn
 from backend.api.cases import CloseIn, NoteIn
 from backend.api.dunning import CallOutcomeIn, PlanIn
 from backend.api.policies import Number
+from backend.api.simulations import SimulationIn
 from backend.channels.phone import CallOutcome
 from backend.errors import EXCEPTION_HANDLERS as JSON_HANDLERS
 from backend.settings import Settings
@@ -617,6 +618,92 @@ async def policy_activate(
     return _refresh(f"/console/tenants/{tenant.tenant_id}/policies/{policy_id}")
 
 
+# -------------------------------------------------------------------------------- what-if
+
+
+@post(
+    T + "/policies/{policy_id:uuid}/versions/{number:int}/simulate",
+    opt={"permission": "simulations:run", "no_idempotency": True},
+    include_in_schema=False,
+)
+async def policy_simulate(
+    tenant: NamedDependency[TenantScope],
+    settings: NamedDependency[Settings],
+    policy_id: FromPath[UUID],
+    number: Number,
+) -> Response[str]:
+    """What the version would do against the live set: POST /simulations's struct and
+    service, with the version as the one candidate (what the go-live gate looks for)."""
+    request = msgspec.convert(
+        {
+            "candidates": {f"v{number}": {"policy_id": str(policy_id), "version": number}},
+            "baseline": "live",
+        },
+        SimulationIn,
+    )
+    row, _ = await simulations.create(tenant, settings, msgspec.to_builtins(request))
+    return _refresh(f"/console/tenants/{tenant.tenant_id}/simulations/{row['id']}")
+
+
+@get(T + "/simulations/{simulation_id:uuid}", opt={"permission": "read"}, include_in_schema=False)
+async def simulation_page(
+    request: Request[Any, Any, Any],
+    tenant: NamedDependency[TenantScope],
+    simulation_id: FromPath[UUID],
+) -> Response[str]:
+    view = await simulations.get(tenant, simulation_id)
+    context: dict[str, Any] = {"sim": view, "tenant_id": tenant.tenant_id, **_comparison(view)}
+    if _is_htmx(request) and request.headers.get("hx-target") == "simulation":
+        return render(request, "_simulation.html", **context)
+    return render(
+        request,
+        "simulation.html",
+        tenant_name=await _tenant_name(tenant.tenant_id),
+        **context,
+    )
+
+
+RECOVERY_DAYS = ("30", "60", "90")
+
+
+def _comparison(view: dict[str, Any]) -> dict[str, Any]:
+    """The forecast laid out for the page: baseline first, then each candidate with its
+    deltas; the cash curves as chart series with their 90 % bands."""
+    result = view["result"]
+    if not result:
+        return {"names": [], "results": {}, "chart": None, "warnings": [], "model": None}
+    results: dict[str, Any] = result["results"]
+    names = list(results)
+    colours = ["#5b7bd5", "#2e9e6b", "#d08c2e", "#a63d9e"]
+    first = results[names[0]]["cash_curve"]
+    chart = {
+        "kind": "bands",
+        "percent": True,
+        "x_label": "dag",
+        "labels": [str(row[0]) for row in first],
+        "series": [
+            {
+                "label": name,
+                "values": [row[1] for row in results[name]["cash_curve"]],
+                "low": [row[2] for row in results[name]["cash_curve"]],
+                "high": [row[3] for row in results[name]["cash_curve"]],
+                "color": colours[i % len(colours)],
+            }
+            for i, name in enumerate(names)
+        ],
+    }
+    return {
+        "names": names,
+        "results": results,
+        "deltas": result.get("deltas", {}),
+        "chart": chart,
+        "warnings": result.get("warnings", []),
+        "model": result.get("model"),
+        "cohort": result.get("cohort"),
+        "recovery_days": [d for d in RECOVERY_DAYS if d in results[names[0]]["recovery"]],
+    }
+
+
 # ---------------------------------------------------------------------------------- errors
 
 
@@ -686,6 +773,8 @@ def console_router(settings: Settings) -> Router:
             policy_check,
             policy_save,
             policy_activate,
+            policy_simulate,
+            simulation_page,
         ],
         middleware=[
             DefineMiddleware(

@@ -224,8 +224,18 @@ async def activity(scope: Scope, as_of: date) -> dict[str, dict[str, Any]]:
             .group_by(table.tenant)
         )
         for row in rows:
-            out[_key(row["tenant"])][name] = row["at"]
+            out[_key(row["tenant"])][name] = _moment(row["at"])
     return dict(out)
+
+
+def _moment(value: Any) -> Any:
+    """An aggregate's timestamp: SQLite answers MAX() of one as text, in UTC."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, str):
+        moment = datetime.fromisoformat(value)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return value
 
 
 def _midnight(day: date) -> Any:

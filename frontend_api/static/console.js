@@ -3,6 +3,7 @@
   "use strict";
 
   function major(v) { return v == null ? null : v / 100; }
+  function percent(v) { return v == null ? null : v * 100; }
 
   function draw(el) {
     if (!window.uPlot || el.dataset.drawn) return;
@@ -12,15 +13,24 @@
     var data = [xs];
     var series = [{ label: spec.x_label || "", value: function (u, i) { return i == null ? "" : labels[i]; } }];
     var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : null;
+    var scale = spec.percent ? percent : major;
+    var bands = [];
     spec.series.forEach(function (s, n) {
-      data.push(s.values.map(major));
+      data.push(s.values.map(scale));
       series.push({
         label: s.label, stroke: s.color, width: 2,
         fill: s.bars ? s.color + "88" : undefined,
         paths: s.bars && bars ? bars : undefined,
         scale: s.scale === "right" ? "right" : "y",
-        value: function (u, v) { return v == null ? "" : Math.round(v).toLocaleString(document.documentElement.lang); },
+        value: function (u, v) { return v == null ? "" : (spec.percent ? v.toFixed(1) + " %" : Math.round(v).toLocaleString(document.documentElement.lang)); },
       });
+      if (s.low && s.high) {  // the 90 % band around the line, filled between its edges
+        data.push(s.low.map(scale));
+        series.push({ label: s.label + " ↓", stroke: s.color + "66", width: 1, dash: [4, 4] });
+        data.push(s.high.map(scale));
+        series.push({ label: s.label + " ↑", stroke: s.color + "66", width: 1, dash: [4, 4] });
+        bands.push({ series: [series.length - 1, series.length - 2], fill: s.color + "22" });
+      }
     });
     var axes = [
       { values: function (u, splits) { return splits.map(function (i) { return labels[i] !== undefined ? labels[i] : ""; }); } },
@@ -31,7 +41,7 @@
                   values: function (u, splits) { return splits.map(function (v) { return v.toLocaleString(document.documentElement.lang); }); } });
     }
     var width = Math.max(260, el.clientWidth || 300);
-    var plot = new uPlot({ width: width, height: 240, series: series, axes: axes,
+    var plot = new uPlot({ width: width, height: 240, series: series, axes: axes, bands: bands,
                            scales: { x: { time: false } }, legend: { live: true } }, data, el);
     el.dataset.drawn = "1";
     window.addEventListener("resize", function () {

@@ -334,3 +334,67 @@ async def test_english(browser, server, world):  # noqa: F811
         await s.page.wait_for_load_state("networkidle")
         assert await s.page.locator("th >> text=Outstanding").count() >= 1
         await s.shot("portfolio-english")
+
+
+@pytest.fixture(scope="module")
+async def whatif(server, client, admin) -> dict[str, Any]:
+    """A client with a year of synthetic history, a live policy (put live by the agency's
+    audited override) and a tenant_admin login: enough book for the simulator to fit."""
+    from simulator.worlds import generate
+    from tests.integration.test_simulations import LIVE, _book_rows
+    from tests.support.world import OVERRIDE
+
+    tenant = await onboard(client, admin)
+    invoices, payments = _book_rows(generate("retail-b2c", 2500, 5, as_of=date.today()))
+    for path, key, rows in (
+        ("/invoices/batch", "invoices", invoices),
+        ("/payments/batch", "payments", payments),
+    ):
+        r = await client.post(tenant.path(path), json={key: rows}, headers=tenant.key)
+        assert r.status_code == 200, r.text
+    session = await login(client, tenant.admin_email, tenant.admin_password)
+    made = await client.post(tenant.path("/policies"), json={"policy": LIVE}, headers=session)
+    r = await client.post(
+        tenant.path(f"/policies/{made.json()['id']}/versions/1/activate"),
+        json=OVERRIDE,
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    return {
+        "tenant": tenant,
+        "policy_id": made.json()["id"],
+        "logins": {"tenant_admin": (tenant.admin_email, tenant.admin_password)},
+    }
+
+
+async def test_what_if_then_go_live_through_the_gate(browser, server, whatif):  # noqa: F811
+    tenant, policy_id = whatif["tenant"], whatif["policy_id"]
+    async with session(browser, server, whatif, "tenant_admin") as s:
+        await s.goto(f"/console/tenants/{tenant.id}/policies/{policy_id}")
+        editor = s.page.locator("textarea[name=document]")
+        text = await editor.input_value()
+        firmer = text.replace('"day": 7', '"day": 3')
+        assert firmer != text
+        await editor.fill(firmer)
+        await s.page.locator(".checks .good").wait_for(timeout=10_000)
+        await s.page.click("form.editor button[type=submit]")
+        await s.page.locator("tr[data-version='2']").wait_for(timeout=10_000)
+        # Refused without a simulation: the gate's reason in the flash area, still a draft.
+        await s.page.click("tr[data-version='2'] button.activate")
+        await s.page.locator("#flash .error").wait_for(timeout=10_000)
+        assert "simul" in (await s.page.locator("#flash").inner_text()).lower()
+        assert await s.page.locator("tr[data-version='2'] .s-draft").count() == 1
+        await s.shot("policy-refused")
+        # Simulate the draft against the live policy; the page follows it until done.
+        await s.page.click("tr[data-version='2'] button.simulate")
+        await s.page.wait_for_url("**/simulations/*", timeout=20_000)
+        await s.page.locator("#simulation[data-status=done]").wait_for(timeout=300_000)
+        await s.page.locator("#sim-chart canvas").first.wait_for(timeout=15_000)
+        assert await s.page.locator("[data-delta='recovery.30']").count() == 1
+        assert await s.page.locator("[data-delta='days_beyond_terms']").count() == 1
+        assert await s.page.locator("#sim-model").count() == 1  # the model's accuracy
+        await s.shot("simulation")
+        await s.page.click("#simulation button.activate")
+        await s.page.wait_for_url(f"**/policies/{policy_id}", timeout=20_000)
+        await s.page.locator("tr[data-version='2'] .s-live").wait_for(timeout=10_000)
+        await s.shot("policy-live")

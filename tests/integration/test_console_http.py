@@ -220,8 +220,10 @@ async def test_policy_checks_as_you_type_and_saves_a_draft(server, world):
         r = await boss.post(
             f"/console/tenants/{own.id}/policies/{policy_id}/versions/1/activate", headers=hx
         )
-        assert r.status_code == 200, r.text
-        assert "s-live" in (await boss.get(policy_url)).text
+        # The go-live gate: never simulated, so refused, with its reason in the flash area.
+        assert r.status_code == 409, r.text
+        assert r.headers.get("hx-retarget") == "#flash" and "simulat" in r.text
+        assert "s-live" not in (await boss.get(policy_url)).text
 
 
 async def test_language_switch(server, world):
