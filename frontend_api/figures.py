@@ -214,18 +214,40 @@ async def activity(scope: Scope, as_of: date) -> dict[str, dict[str, Any]]:
         out[_key(row["tenant"])].setdefault("live_policies", []).append(
             f"{row['name']} v{row['number']}"
         )
-    for table, moment, status, name in (
-        (TenantModel, TenantModel.fitted_at, TenantModel.status, "model_fitted_at"),
-        (Simulation, Simulation.finished_at, Simulation.status, "last_simulation_at"),
-    ):
-        rows = await (
-            scope.select(table, table.tenant, Max(moment, alias="at"))
-            .where(status == "done")
-            .group_by(table.tenant)
-        )
-        for row in rows:
-            out[_key(row["tenant"])][name] = _moment(row["at"])
+    rows = await (
+        scope.select(Simulation, Simulation.tenant, Max(Simulation.finished_at, alias="at"))
+        .where(Simulation.status == "done")
+        .group_by(Simulation.tenant)
+    )
+    for row in rows:
+        out[_key(row["tenant"])]["last_simulation_at"] = _moment(row["at"])
+    # The serving model of each tenant (its newest done fit) and its measured accuracy: a few
+    # rows per tenant, newest first, so the first seen per tenant is the one that serves.
+    models = await (
+        scope.select(TenantModel, TenantModel.tenant, TenantModel.fitted_at, TenantModel.summary)
+        .where(TenantModel.status == "done")
+        .order_by(TenantModel.fitted_at, ascending=False)
+    )
+    for row in models:
+        found = out[_key(row["tenant"])]
+        if "model_fitted_at" in found:
+            continue
+        found["model_fitted_at"] = _moment(row["fitted_at"])
+        backtest = _backtest(row["summary"])
+        if backtest is not None:
+            found["model_mae_pp"] = backtest.get("mae_pp")
+            found["model_skill"] = backtest.get("skill")
     return dict(out)
+
+
+def _backtest(summary: str) -> dict[str, Any] | None:
+    import json
+
+    try:
+        backtest = json.loads(summary or "{}").get("backtest")
+    except (ValueError, AttributeError):
+        return None
+    return backtest if isinstance(backtest, dict) else None
 
 
 def _moment(value: Any) -> Any:

@@ -178,6 +178,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "alert_no_live_policy": ("Ingen gällande policy", "No live policy"),
     "alert_model_missing": ("Ingen modell", "No model"),
     "alert_model_stale": ("Gammal modell", "Stale model"),
+    "alert_model_no_skill": ("Modellen slår inte naiv prognos", "Model not beating naive"),
+    "model_accuracy": ("Modellens fel (pp)", "Model error (pp)"),
     "alert_reference_rate_missing": ("Referensränta saknas", "Reference rate missing"),
 }
 

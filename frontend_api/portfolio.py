@@ -63,6 +63,13 @@ def _alerts(row: dict[str, Any], as_of: date) -> list[dict[str, str]]:
                 "message": f"payment model older than {figures.MODEL_STALE_DAYS} days",
             }
         )
+    elif row["model_skill"] is not None and row["model_skill"] <= 0:
+        alerts.append(
+            {
+                "kind": "model_no_skill",
+                "message": "the payment model does not beat the naive forecast in its backtest",
+            }
+        )
     return alerts
 
 
@@ -106,6 +113,8 @@ async def portfolio(
             "interest_unknown": extra.get("interest_unknown", 0),
             "live_policies": extra.get("live_policies", []),
             "model_fitted_at": extra.get("model_fitted_at"),
+            "model_mae_pp": extra.get("model_mae_pp"),
+            "model_skill": extra.get("model_skill"),
             "last_simulation_at": extra.get("last_simulation_at"),
         }
         row["alerts"] = _alerts(row, as_of)

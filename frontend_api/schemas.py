@@ -59,6 +59,7 @@ class Alert(Struct):
         "no_live_policy",
         "model_missing",
         "model_stale",
+        "model_no_skill",
         "reference_rate_missing",
     ]
     message: str
@@ -78,6 +79,12 @@ class ClientRow(BookFigures, kw_only=True):
     interest_unknown: Annotated[int, Meta(description="open invoices whose interest is unknown")]
     live_policies: list[str]
     model_fitted_at: datetime | None
+    model_mae_pp: Annotated[
+        float | None, Meta(description="the serving model's backtest mean error, in pp")
+    ]
+    model_skill: Annotated[
+        float | None, Meta(description="1 − model error ÷ best naive forecast's; ≤ 0: no skill")
+    ]
     last_simulation_at: datetime | None
     alerts: list[Alert]
 

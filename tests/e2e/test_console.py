@@ -188,6 +188,7 @@ def _expected(row: dict[str, Any]) -> dict[str, str]:
         "escalations_30d": str(row["escalations_30d"]),
         "fees_12m": str(row["fees_12m"]),
         "alerts": str(len(row["alerts"])),
+        "model_mae_pp": str(row["model_mae_pp"]),
         "dso": "None" if row["dso"] is None else str(row["dso"]),
         "days_beyond_terms": "None"
         if row["days_beyond_terms"] is None

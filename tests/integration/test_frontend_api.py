@@ -182,3 +182,34 @@ async def test_tenant_users_cannot_read_the_portfolio(client, admin, book):
             assert "999999" not in r.text
     staff = await agency_user(client, "agency_staff")
     assert (await client.get("/api/v1/portfolio", headers=staff)).status_code == 200
+
+
+async def test_the_serving_models_accuracy_and_its_alert(client, admin, book):
+    """The newest done fit serves: its backtest error shows, and no skill is an alert."""
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    from backend.tables import TenantModel
+
+    own = book["own"]
+    for fitted, mae, skill in (
+        (datetime(2020, 1, 1, tzinfo=UTC), 9.9, 0.5),  # an old fit: no longer serving
+        (datetime.now(UTC), 3.25, -0.2),
+    ):
+        await TenantModel.insert(
+            TenantModel(
+                id=uuid.uuid4(),
+                tenant=own.id,
+                status="done",
+                summary=json.dumps({"backtest": {"mae_pp": mae, "skill": skill}}),
+                created_at=fitted,
+                fitted_at=fitted,
+            )
+        )
+    row = _client((await client.get("/api/v1/portfolio", headers=admin)).json(), own.id)
+    assert row["model_mae_pp"] == 3.25 and row["model_skill"] == -0.2
+    kinds = {a["kind"] for a in row["alerts"]}
+    assert "model_no_skill" in kinds and "model_missing" not in kinds
+    other = _client((await client.get("/api/v1/portfolio", headers=admin)).json(), book["other"].id)
+    assert other["model_mae_pp"] is None and "model_missing" in {a["kind"] for a in other["alerts"]}
