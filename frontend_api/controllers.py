@@ -13,6 +13,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery, QueryParameter
 
 from backend.book import today
@@ -63,6 +64,7 @@ class PortfolioController(Controller):
     @get(
         "/trend",
         opt={"permission": "portfolio:read"},
+        raises=[NotFoundException],
         summary="Invoiced, cash in and fees per month, every client or one",
     )
     async def trend(
