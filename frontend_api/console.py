@@ -242,8 +242,17 @@ async def portfolio_page(
     context: dict[str, Any] = {"p": found, "q": q or "", "alerts": alerts}
     if _is_htmx(request) and request.headers.get("hx-target") == "portfolio-table":
         return render(request, "_portfolio_table.html", **context)
-    trend = await figures.monthly(agency, on, 12)
-    return render(request, "portfolio.html", trend=trend, **context)
+    return render(request, "portfolio.html", **context)
+
+
+@get("/portfolio/trend", opt={"permission": "portfolio:read"}, include_in_schema=False)
+async def portfolio_trend(
+    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+) -> Response[str]:
+    """The months, loaded after the table (the longest read of the page: a year of every
+    client's invoices, payments and fees)."""
+    trend = await figures.monthly(AgencyScope.open(principal), book.today(), 12)
+    return render(request, "_trend.html", trend=trend)
 
 
 @get("/work", opt={"permission": "cases:work"}, include_in_schema=False)
@@ -757,6 +766,7 @@ def console_router(settings: Settings) -> Router:
             login_submit,
             logout,
             portfolio_page,
+            portfolio_trend,
             work_page,
             case_page,
             case_assign,

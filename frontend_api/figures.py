@@ -16,6 +16,7 @@ Definitions (stated on every answer, so a reader knows what a number means):
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -24,7 +25,7 @@ from uuid import UUID
 
 from piccolo.query import Select
 from piccolo.query.functions.aggregate import Count, Max, Sum
-from piccolo.query.functions.datetime import Month, Year
+from piccolo.querystring import QueryString
 from piccolo.table import Table
 
 from backend.tables import (
@@ -67,6 +68,7 @@ class Book:
     ageing: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
     ageing_count: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
     invoiced_90d: int = 0
+    interest_unknown: int = 0  # open invoices whose late interest is unknown (a rate missing)
 
     @property
     def overdue(self) -> int:
@@ -117,20 +119,36 @@ def _key(value: Any) -> str:
 
 
 async def books(scope: Scope, as_of: date) -> dict[str, Book]:
-    """Outstanding, ageing and the last 90 days' sales per tenant (keys: tenant id text)."""
+    """Outstanding, ageing and the last 90 days' sales per tenant (keys: tenant id text).
+
+    One query per bucket, each a range of the unpaid invoices' due dates (an index range,
+    grouped by tenant): measured faster on PostgreSQL than one pass grouped by a CASE on
+    the due date, which it sorts (bench/portfolio.py)."""
     found: dict[str, Book] = defaultdict(Book)
-    for bucket, condition in bucket_ranges(as_of).items():
-        rows = await (
+    unknown = QueryString('CASE WHEN "invoices"."interest_accrued" IS NULL THEN 1 ELSE 0 END')
+    since = as_of - timedelta(days=SALES_WINDOW_DAYS)
+    ranges = bucket_ranges(as_of)
+    # Independent reads, sent together: on PostgreSQL each takes its own pooled connection.
+    *per_bucket, sales = await asyncio.gather(
+        *(
             scope.select(
                 Invoice,
                 Invoice.tenant,
                 Sum(Invoice.amount, alias="amount"),
                 Sum(Invoice.paid_amount, alias="paid"),
                 Count(alias="n"),
+                Sum(unknown, alias="unknown"),
             )
             .where(_open() & condition)
             .group_by(Invoice.tenant)
-        )
+            for condition in ranges.values()
+        ),
+        scope.select(Invoice, Invoice.tenant, Sum(Invoice.amount, alias="amount"))
+        .where((Invoice.origin == "live") & (Invoice.issue_date > since))
+        .where(Invoice.issue_date <= as_of)
+        .group_by(Invoice.tenant),
+    )
+    for bucket, rows in zip(ranges, per_bucket, strict=True):
         for row in rows:
             book = found[_key(row["tenant"])]
             owed = int(row["amount"] or 0) - int(row["paid"] or 0)
@@ -138,13 +156,7 @@ async def books(scope: Scope, as_of: date) -> dict[str, Book]:
             book.ageing_count[bucket] += int(row["n"])
             book.outstanding += owed
             book.open_invoices += int(row["n"])
-    since = as_of - timedelta(days=SALES_WINDOW_DAYS)
-    sales = await (
-        scope.select(Invoice, Invoice.tenant, Sum(Invoice.amount, alias="amount"))
-        .where((Invoice.origin == "live") & (Invoice.issue_date > since))
-        .where(Invoice.issue_date <= as_of)
-        .group_by(Invoice.tenant)
-    )
+            book.interest_unknown += int(row["unknown"] or 0)
     for row in sales:
         found[_key(row["tenant"])].invoiced_90d = int(row["amount"] or 0)
     return dict(found)
@@ -158,37 +170,34 @@ async def activity(scope: Scope, as_of: date) -> dict[str, dict[str, Any]]:
     """Cases, fees, failures, live policies, model and simulation per tenant."""
     week = as_of - timedelta(days=ALERT_WINDOW_DAYS)
     out: dict[str, dict[str, Any]] = defaultdict(dict)
-    open_cases = await _count_by_tenant(
-        scope.select(CollectionCase, CollectionCase.tenant, Count(alias="n"))
-        .where(CollectionCase.status == "open")
-        .group_by(CollectionCase.tenant)
-    )
-    escalated = await _count_by_tenant(
-        scope.select(CollectionCase, CollectionCase.tenant, Count(alias="n"))
-        .where(CollectionCase.opened_on > as_of - timedelta(days=30))
-        .group_by(CollectionCase.tenant)
-    )
-    fees = await _count_by_tenant(
-        scope.select(DunningStep, DunningStep.tenant, Sum(DunningStep.fee, alias="n"))
-        .where(DunningStep.run_date > as_of - timedelta(days=FEE_WINDOW_DAYS))
-        .where(DunningStep.status.not_in(["failed", "skipped"]))
-        .group_by(DunningStep.tenant)
-    )
-    failed_contacts = await _count_by_tenant(
-        scope.select(DunningStep, DunningStep.tenant, Count(alias="n"))
-        .where((DunningStep.status == "failed") & (DunningStep.run_date > week))
-        .group_by(DunningStep.tenant)
-    )
-    failed_hooks = await _count_by_tenant(
-        scope.select(WebhookDelivery, WebhookDelivery.tenant, Count(alias="n"))
-        .where(WebhookDelivery.status == "failed")
-        .where(WebhookDelivery.created_at > _midnight(week))
-        .group_by(WebhookDelivery.tenant)
-    )
-    unknown_interest = await _count_by_tenant(
-        scope.select(Invoice, Invoice.tenant, Count(alias="n"))
-        .where(_open() & Invoice.interest_accrued.is_null())
-        .group_by(Invoice.tenant)
+    open_cases, escalated, fees, failed_contacts, failed_hooks = await asyncio.gather(
+        _count_by_tenant(
+            scope.select(CollectionCase, CollectionCase.tenant, Count(alias="n"))
+            .where(CollectionCase.status == "open")
+            .group_by(CollectionCase.tenant)
+        ),
+        _count_by_tenant(
+            scope.select(CollectionCase, CollectionCase.tenant, Count(alias="n"))
+            .where(CollectionCase.opened_on > as_of - timedelta(days=30))
+            .group_by(CollectionCase.tenant)
+        ),
+        _count_by_tenant(
+            scope.select(DunningStep, DunningStep.tenant, Sum(DunningStep.fee, alias="n"))
+            .where(DunningStep.run_date > as_of - timedelta(days=FEE_WINDOW_DAYS))
+            .where(DunningStep.status.not_in(["failed", "skipped"]))
+            .group_by(DunningStep.tenant)
+        ),
+        _count_by_tenant(
+            scope.select(DunningStep, DunningStep.tenant, Count(alias="n"))
+            .where((DunningStep.status == "failed") & (DunningStep.run_date > week))
+            .group_by(DunningStep.tenant)
+        ),
+        _count_by_tenant(
+            scope.select(WebhookDelivery, WebhookDelivery.tenant, Count(alias="n"))
+            .where(WebhookDelivery.status == "failed")
+            .where(WebhookDelivery.created_at > _midnight(week))
+            .group_by(WebhookDelivery.tenant)
+        ),
     )
     for name, counts in (
         ("open_cases", open_cases),
@@ -196,7 +205,6 @@ async def activity(scope: Scope, as_of: date) -> dict[str, dict[str, Any]]:
         ("fees_12m", fees),
         ("failed_contacts_7d", failed_contacts),
         ("failed_webhooks_7d", failed_hooks),
-        ("interest_unknown", unknown_interest),
     ):
         for tenant, n in counts.items():
             out[tenant][name] = n
@@ -285,19 +293,25 @@ async def monthly(scope: Scope, as_of: date, months: int) -> list[dict[str, Any]
             DunningStep.status.not_in(["failed", "skipped"]),
         ),
     ):
-        year, month = Year(day, alias="y"), Month(day, alias="m")
+        # Grouped by the day itself (the index's own order: no expression per row), the
+        # days then summed into months here: at most 31 rows a month per table.
         query = (
-            scope.select(table, year, month, Sum(amount, alias="total"))
+            scope.select(table, day.as_alias("day"), Sum(amount, alias="total"))
             .where((day >= first) & (day <= as_of))
-            .group_by(Year(day), Month(day))
+            .group_by(day)
         )
         if extra is not None:
             query = query.where(extra)
         for row in await query:
-            key = (int(row["y"]), int(row["m"]))
+            when = _date(row["day"])
+            key = (when.year, when.month)
             if key in series:
                 series[key][name] += int(row["total"] or 0)
     return [{"month": f"{y:04d}-{m:02d}", **values} for (y, m), values in sorted(series.items())]
+
+
+def _date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _month_start(day: date, back: int) -> date:

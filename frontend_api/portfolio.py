@@ -6,6 +6,7 @@ client together, raises alerts, and sorts and filters the fifty-odd rows that re
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -89,9 +90,11 @@ async def portfolio(
     tenants = await Tenant.select(
         Tenant.id, Tenant.name, Tenant.slug, Tenant.status, Tenant.currency
     ).order_by(Tenant.name)
-    books = await figures.books(scope, as_of)
-    activity = await figures.activity(scope, as_of)
-    rate = await reference_rates.missing_rate_alert(as_of)
+    books, activity, rate = await asyncio.gather(
+        figures.books(scope, as_of),
+        figures.activity(scope, as_of),
+        reference_rates.missing_rate_alert(as_of),
+    )
     rows = []
     total = figures.Book()
     for tenant in tenants:
@@ -110,7 +113,7 @@ async def portfolio(
             "fees_12m": extra.get("fees_12m", 0),
             "failed_contacts_7d": extra.get("failed_contacts_7d", 0),
             "failed_webhooks_7d": extra.get("failed_webhooks_7d", 0),
-            "interest_unknown": extra.get("interest_unknown", 0),
+            "interest_unknown": book.interest_unknown,
             "live_policies": extra.get("live_policies", []),
             "model_fitted_at": extra.get("model_fitted_at"),
             "model_mae_pp": extra.get("model_mae_pp"),

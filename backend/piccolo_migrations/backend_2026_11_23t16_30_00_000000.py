@@ -37,6 +37,8 @@ STATEMENTS = (
     "INCLUDE (fee, status)",
     "CREATE INDEX IF NOT EXISTS dunning_steps_by_tenant_created "
     "ON dunning_steps (tenant, created_at)",
+    "CREATE INDEX IF NOT EXISTS collection_cases_by_opened "
+    "ON collection_cases (opened_on, tenant)",
 )
 
 

@@ -126,6 +126,7 @@ ROUTE_PERMISSIONS = {
     ("GET", "/console"): "me",
     ("POST", "/console/logout"): "me",
     ("GET", "/console/portfolio"): "portfolio:read",
+    ("GET", "/console/portfolio/trend"): "portfolio:read",
     ("GET", "/console/work"): "cases:work",
     ("GET", C + "/cases/{case_id}"): "cases:work",
     ("POST", C + "/cases/{case_id}/assign"): "cases:work",
