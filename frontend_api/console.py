@@ -68,6 +68,8 @@ STATIC_PATH = "/console/static"
 MAX_DOCUMENT = 50_000
 LOGIN_ADDRESS_FACTOR = 5
 SINGLE_LINE_RE = re.compile(SINGLE_LINE)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_STATIC_NAME = 200
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -678,10 +680,19 @@ RECOVERY_DAYS = ("30", "60", "90")
 def _comparison(view: dict[str, Any]) -> dict[str, Any]:
     """The forecast laid out for the page: baseline first, then each candidate with its
     deltas; the cash curves as chart series with their 90 % bands."""
-    result = view["result"]
-    if not result:
-        return {"names": [], "results": {}, "chart": None, "warnings": [], "model": None}
-    results: dict[str, Any] = result["results"]
+    result = view["result"] or {}
+    results: dict[str, Any] = result.get("results") or {}
+    if not results:
+        return {
+            "names": [],
+            "results": {},
+            "deltas": {},
+            "chart": None,
+            "warnings": result.get("warnings", []),
+            "model": result.get("model"),
+            "cohort": None,
+            "recovery_days": [],
+        }
     names = list(results)
     colours = ["#5b7bd5", "#2e9e6b", "#d08c2e", "#a63d9e"]
     first = results[names[0]]["cash_curve"]
@@ -800,10 +811,19 @@ def console_router(settings: Settings) -> Router:
     )
 
 
+def _plain_file_name(connection: Any, _: Any) -> None:
+    """A static file's name is short and printable, or it is missing (a NUL or a name past
+    the file system's length would fail in the open, as a 500)."""
+    name = str(connection.path_params.get("file_path", ""))
+    if len(name) > MAX_STATIC_NAME or CONTROL.search(name):
+        raise NotFoundException("not found")
+
+
 def console_static() -> Router:
     return create_static_files_router(
         path=STATIC_PATH,
         directories=[HERE / "static"],
+        guards=[_plain_file_name],
         opt={"public": True},
         include_in_schema=False,
         name="console-files",

@@ -36,6 +36,7 @@ class PortfolioController(Controller):
     @get(
         "/",
         opt={"permission": "portfolio:read"},
+        raises=[figures.SumOverflow],
         summary="Every client's receivables: ageing, DSO, cases, fees, policy, alerts",
     )
     async def get_portfolio(
@@ -64,7 +65,7 @@ class PortfolioController(Controller):
     @get(
         "/trend",
         opt={"permission": "portfolio:read"},
-        raises=[NotFoundException],
+        raises=[NotFoundException, figures.SumOverflow],
         summary="Invoiced, cash in and fees per month, every client or one",
     )
     async def trend(
@@ -88,6 +89,7 @@ class DashboardController(Controller):
     @get(
         "/",
         opt={"permission": "read"},
+        raises=[figures.SumOverflow],
         summary="The client's book: ageing, cash in, contacts, fees, unmatched, held",
     )
     async def get_dashboard(

@@ -22,6 +22,7 @@ LIST_LENGTH = 15
 HELD_STATES = ("paused", "disputed")
 
 
+@figures.sums
 async def dashboard(scope: TenantScope, as_of: date, months: int = 12) -> dict[str, Any]:
     books = await figures.books(scope, as_of)
     book = books.get(figures.tenant_key(scope.tenant_id), figures.Book())

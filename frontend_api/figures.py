@@ -17,12 +17,16 @@ Definitions (stated on every answer, so a reader knows what a number means):
 from __future__ import annotations
 
 import asyncio
+import functools
+import sqlite3
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 from uuid import UUID
 
+from litestar.exceptions import ClientException
 from piccolo.query import Select
 from piccolo.query.functions.aggregate import Count, Max, Sum
 from piccolo.querystring import QueryString
@@ -51,6 +55,33 @@ ALERT_WINDOW_DAYS = 7
 # A fitted model older than this is stale: the book it learnt from has moved on.
 MODEL_STALE_DAYS = 90
 FEE_WINDOW_DAYS = 365
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class SumOverflow(ClientException):
+    """The amounts add up past a signed 64-bit integer, which SQLite's SUM cannot hold
+    (PostgreSQL sums them as numeric); only an absurd book gets here."""
+
+    status_code = 409
+
+
+def sums(work: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """`work`, with SQLite's integer overflow in a SUM answered as SumOverflow (409)."""
+
+    @functools.wraps(work)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await work(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if "integer overflow" not in str(exc):
+                raise
+            raise SumOverflow(
+                "the book's amounts add up past 2^63 minor units, more than the embedded "
+                "SQLite database can sum; PostgreSQL can"
+            ) from exc
+
+    return guarded
 
 
 class Scope(Protocol):
@@ -118,6 +149,7 @@ def _key(value: Any) -> str:
     return str(value)
 
 
+@sums
 async def books(scope: Scope, as_of: date) -> dict[str, Book]:
     """Outstanding, ageing and the last 90 days' sales per tenant (keys: tenant id text).
 
@@ -166,6 +198,7 @@ async def _count_by_tenant(query: Select) -> dict[str, int]:
     return {_key(r["tenant"]): int(r["n"] or 0) for r in await query}
 
 
+@sums
 async def activity(scope: Scope, as_of: date) -> dict[str, dict[str, Any]]:
     """Cases, fees, failures, live policies, model and simulation per tenant."""
     week = as_of - timedelta(days=ALERT_WINDOW_DAYS)
@@ -274,6 +307,7 @@ def _midnight(day: date) -> Any:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+@sums
 async def monthly(scope: Scope, as_of: date, months: int) -> list[dict[str, Any]]:
     """Invoiced, cash in and fees per calendar month, the last `months` up to `as_of`."""
     first = _month_start(as_of, months - 1)

@@ -53,8 +53,11 @@ def _book(prefix: str) -> list[dict[str, Any]]:
 async def _case_and_call(tenant_id: str, invoice_id: str) -> None:
     """A collection case and an open call task on the invoice (the engine's own tests make
     real ones; here they are the queue's contents)."""
+    from backend import database
+    from backend.settings import Settings
     from backend.tables import CollectionCase, DunningStep
 
+    database.bind(Settings.from_env())  # this run's database (another test may have moved it)
     await CollectionCase.insert(
         CollectionCase(
             id=uuid.uuid4(),

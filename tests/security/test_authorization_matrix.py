@@ -143,6 +143,8 @@ ROUTE_PERMISSIONS = {
     ("POST", C + "/policies/check"): "policies:write",
     ("POST", C + "/policies/save"): "policies:write",
     ("POST", C + "/policies/{policy_id}/versions/{number}/activate"): "policies:activate",
+    ("POST", C + "/policies/{policy_id}/versions/{number}/simulate"): "simulations:run",
+    ("GET", C + "/simulations/{simulation_id}"): "read",
 }
 WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["step_taken"], "secret": "s" * 24}
 POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
