@@ -660,9 +660,10 @@ async def policy_simulate(
 async def simulation_page(
     request: Request[Any, Any, Any],
     tenant: NamedDependency[TenantScope],
+    settings: NamedDependency[Settings],
     simulation_id: FromPath[UUID],
 ) -> Response[str]:
-    view = await simulations.get(tenant, simulation_id)
+    view = await simulations.get(tenant, settings, simulation_id)
     context: dict[str, Any] = {"sim": view, "tenant_id": tenant.tenant_id, **_comparison(view)}
     if _is_htmx(request) and request.headers.get("hx-target") == "simulation":
         return render(request, "_simulation.html", **context)
