@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DOCS_UI := backend/api_docs_vendor/.versions
+CONSOLE_UI := frontend_api/static/vendor/.versions
 
-.PHONY: install browser fonts demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator bench-dunning bench-simulation-service clean
+.PHONY: install browser fonts demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator bench-dunning bench-simulation-service bench-portfolio clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,10 @@ $(STAMP): pyproject.toml
 $(DOCS_UI): infra/api-docs-ui.sh
 	bash infra/api-docs-ui.sh
 
+## The console's browser files (htmx, uPlot) from npm, served by the app itself.
+$(CONSOLE_UI): infra/console-ui.sh
+	bash infra/console-ui.sh
+
 ## Debian's Chromium for tests/e2e, installed only when /usr/bin/chromium is missing.
 browser:
 	bash infra/browser.sh
@@ -25,25 +30,25 @@ browser:
 fonts:
 	bash infra/fonts.sh
 
-install: $(STAMP) $(DOCS_UI) fonts
+install: $(STAMP) $(DOCS_UI) $(CONSOLE_UI) fonts
 
 ## Migrate the embedded SQLite database, seed demo data, print logins, serve on :8000.
-demo: $(STAMP) $(DOCS_UI) fonts
+demo: $(STAMP) $(DOCS_UI) $(CONSOLE_UI) fonts
 	$(BIN)/kravlab demo
 
-serve: $(STAMP) $(DOCS_UI) fonts
+serve: $(STAMP) $(DOCS_UI) $(CONSOLE_UI) fonts
 	$(BIN)/kravlab serve
 
 ## The whole suite on SQLite, then on PostgreSQL (skipped with one line when unreachable,
 ## unless KRAVLAB_REQUIRE_SERVICES=1).
-test: $(STAMP) $(DOCS_UI) browser
+test: $(STAMP) $(DOCS_UI) $(CONSOLE_UI) browser
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: $(STAMP) $(DOCS_UI) browser fonts
+test-sqlite: $(STAMP) $(DOCS_UI) $(CONSOLE_UI) browser fonts
 	KRAVLAB_TEST_DB=sqlite $(BIN)/pytest
 
-test-postgres: $(STAMP) $(DOCS_UI)
+test-postgres: $(STAMP) $(DOCS_UI) $(CONSOLE_UI)
 	KRAVLAB_TEST_DB=postgres $(BIN)/pytest tests/integration tests/security tests/faults
 
 lint: $(STAMP)
@@ -62,6 +67,9 @@ bench-dunning: $(STAMP)
 
 bench-simulation-service: $(STAMP)
 	$(BIN)/python bench/simulation_service.py
+
+bench-portfolio: $(STAMP)
+	$(BIN)/python bench/portfolio.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

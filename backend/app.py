@@ -28,7 +28,7 @@ from backend.api.events import EventController
 from backend.api.imports import ImportController
 from backend.api.ops import Health
 from backend.api.policies import PolicyController
-from backend.api.portfolio import PortfolioController
+from backend.api.portfolio import PortfolioSimulationController
 from backend.api.reference_rates import ReferenceRateController
 from backend.api.simulations import SimulationController
 from backend.api.statuses import DocumentedStatuses
@@ -39,6 +39,8 @@ from backend.errors import EXCEPTION_HANDLERS, check_body
 from backend.idempotency import IdempotencyMiddleware
 from backend.queue import drain, run_periodic_in_process
 from backend.settings import Settings, get_settings
+from frontend_api.console import console_router, console_static, root
+from frontend_api.controllers import DashboardController, PortfolioController
 from tenants.access import Principal, authorize
 from tenants.auth import BearerAuthMiddleware
 from tenants.tables import Tenant
@@ -132,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReferenceRateController,
             PolicyController,
             SimulationController,
-            PortfolioController,
+            PortfolioSimulationController,
             DunningController,
             EventController,
             CaseController,
@@ -140,6 +142,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AgencyCallController,
             TemplateController,
             ImportController,
+            PortfolioController,
+            DashboardController,
+            root,
+            console_router(settings),
+            console_static(),
             static_files(),
         ],
         dependencies={
@@ -155,7 +162,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 BearerAuthMiddleware,
                 secret=settings.secret_key,
                 failures=Throttle("auth_failures", settings.rate_limit_per_minute),
-                exclude=["^/schema", "^/health$", "^/api/v1/auth/login$"],
+                # The console authenticates its own (a session cookie, or this same bearer).
+                exclude=["^/schema", "^/health$", "^/api/v1/auth/login$", "^/console", "^/$"],
             ),
             rate_limit.middleware,
             IdempotencyMiddleware(

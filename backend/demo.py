@@ -290,6 +290,7 @@ def print_credentials(console: Console, credentials: dict[str, Any], host: str, 
     lines = [
         "",
         "kravlab demo",
+        f"  console        {base}/console  (log in with any login below; {base}/ opens it)",
         f"  agency admin   {admin['email']}   password {admin['password']}",
     ]
     for tenant in credentials["tenants"]:

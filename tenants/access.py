@@ -42,6 +42,7 @@ PERMISSIONS = (
     "simulations:run",  # queue or cancel what-if simulations, refit the behaviour model
     "portfolio:simulate",  # forecast every client's live policies (agency only)
     "imports:write",  # load a payment history (POST /imports): invoices, payments, contacts
+    "portfolio:read",  # the agency's figures across every client (the console's portfolio)
 )
 
 ROLE_GRANTS: dict[str, frozenset[str]] = {
@@ -58,6 +59,7 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "simulations:run",
             "portfolio:simulate",
             "imports:write",
+            "portfolio:read",
         }
     ),
     "tenant_admin": frozenset(

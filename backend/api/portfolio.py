@@ -45,7 +45,7 @@ class PortfolioOut(Struct):
     )
 
 
-class PortfolioController(Controller):
+class PortfolioSimulationController(Controller):
     path = "/api/v1/portfolio/simulations"
     tags = ["simulation"]
 

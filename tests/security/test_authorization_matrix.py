@@ -52,9 +52,11 @@ SPEC: dict[str, tuple[set[str], set[str]]] = {
         {"simulations:write"},
     ),
     "imports:write": ({"agency_admin", "agency_staff", "tenant_admin"}, {"invoices:write"}),
+    "portfolio:read": ({"agency_admin", "agency_staff"}, set()),
 }
 
 T = "/api/v1/tenants/{tenant_id}"
+C = "/console/tenants/{tenant_id}"
 ROUTE_PERMISSIONS = {
     ("GET", "/api/v1/me"): "me",
     ("POST", "/api/v1/tenants"): "tenants:create",
@@ -123,10 +125,44 @@ ROUTE_PERMISSIONS = {
     ("POST", T + "/imports"): "imports:write",
     ("GET", T + "/imports"): "read",
     ("GET", T + "/imports/{import_id}"): "read",
+    ("GET", "/api/v1/portfolio"): "portfolio:read",
+    ("GET", "/api/v1/portfolio/trend"): "portfolio:read",
+    ("GET", T + "/dashboard"): "read",
+    # The console's pages and actions (frontend_api.console): the same guard and permissions;
+    # they take the same bearer credentials as the API besides the browser's session cookie.
+    ("GET", "/console"): "me",
+    ("POST", "/console/logout"): "me",
+    ("GET", "/console/portfolio"): "portfolio:read",
+    ("GET", "/console/portfolio/trend"): "portfolio:read",
+    ("GET", "/console/work"): "cases:work",
+    ("GET", C + "/cases/{case_id}"): "cases:work",
+    ("POST", C + "/cases/{case_id}/assign"): "cases:work",
+    ("POST", C + "/cases/{case_id}/notes"): "cases:work",
+    ("POST", C + "/cases/{case_id}/close"): "cases:work",
+    ("POST", C + "/invoices/{invoice_id}/contacts/{step_id}/outcome"): "cases:work",
+    ("GET", C): "read",
+    ("GET", C + "/invoices"): "read",
+    ("GET", C + "/invoices/{invoice_id}"): "read",
+    ("POST", C + "/invoices/{invoice_id}/state"): "invoices:manage",
+    ("POST", C + "/invoices/{invoice_id}/payment-plan"): "invoices:manage",
+    ("GET", C + "/policies"): "read",
+    ("GET", C + "/policies/{policy_id}"): "read",
+    ("POST", C + "/policies/check"): "policies:write",
+    ("POST", C + "/policies/save"): "policies:write",
+    ("POST", C + "/policies/{policy_id}/versions/{number}/activate"): "policies:activate",
+    ("POST", C + "/policies/{policy_id}/versions/{number}/simulate"): "simulations:run",
+    ("GET", C + "/simulations/{simulation_id}"): "read",
 }
 WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["step_taken"], "secret": "s" * 24}
 POLICY = {"name": "Matrix", "steps": [{"day": 5, "action": "reminder", "channel": "email"}]}
-PUBLIC = {("POST", "/api/v1/auth/login"), ("GET", "/health")}
+PUBLIC = {
+    ("POST", "/api/v1/auth/login"),
+    ("GET", "/health"),
+    ("GET", "/"),  # a redirect to /console
+    ("GET", "/console/login"),
+    ("POST", "/console/login"),
+    ("GET", "/console/static/{file_path:path}"),
+}
 
 
 def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) -> Any:
@@ -178,6 +214,8 @@ def _body(method: str, path: str, world: dict[str, Any], tenant_id: str | None) 
         ("POST", T + "/cases/{case_id}/close"): {"outcome": "written_off"},
         # Not multipart: allowed callers get 415 (tests/integration/test_imports.py uploads).
         ("POST", T + "/imports"): None,
+        # The console's actions read forms: a JSON body is an empty form (422 when allowed).
+        **{(m, p): {} for (m, p) in ROUTE_PERMISSIONS if m == "POST" and p.startswith("/console")},
     }
     if method in ("GET", "DELETE"):
         return None
