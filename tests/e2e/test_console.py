@@ -11,7 +11,6 @@ disputes an invoice; staff take a case and record a call. Screenshots of the mai
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -372,14 +371,6 @@ async def whatif(server, client, admin) -> dict[str, Any]:
     }
 
 
-# Passed on this branch before its rebase onto main 58e4db5; since then every simulation on
-# SQLite fails in the book's extract ("invalid literal for int() … julianday(issue_date)"), as
-# tests/integration/test_simulations.py does too: reported to the simulation service's owner.
-@pytest.mark.xfail(
-    os.environ.get("KRAVLAB_TEST_DB", "sqlite") == "sqlite",
-    reason="main 58e4db5: simulations fail on SQLite in the book's extract",
-    strict=False,
-)
 async def test_what_if_then_go_live_through_the_gate(browser, server, whatif):  # noqa: F811
     tenant, policy_id = whatif["tenant"], whatif["policy_id"]
     async with session(browser, server, whatif, "tenant_admin") as s:
