@@ -21,6 +21,7 @@ from litestar.exceptions import NotFoundException
 from backend import simulations
 from backend.settings import Settings
 from backend.tables import PortfolioRun, Simulation
+from backend.validation import FieldError, InvalidInput
 from tenants import clock
 from tenants.access import Principal
 from tenants.scope import AgencyScope
@@ -45,9 +46,14 @@ async def create(
         .order_by(Tenant.created_at)
     ]
     chosen = active if tenant_ids is None else [t for t in active if t in set(tenant_ids)]
-    missing = set(tenant_ids or []) - set(active)
-    if missing:
-        raise NotFoundException(f"no active tenant {sorted(map(str, missing))[0]}")
+    # A tenant named in the body that is not there (or not active) is bad input with its path.
+    unknown = [
+        FieldError(f"tenant_ids[{i}]", "no active tenant with this id")
+        for i, tenant_id in enumerate(tenant_ids or [])
+        if tenant_id not in set(active)
+    ]
+    if unknown:
+        raise InvalidInput(unknown)
     run_id = uuid4()
     await PortfolioRun.insert(
         PortfolioRun(

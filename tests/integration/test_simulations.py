@@ -388,3 +388,12 @@ async def test_the_extract_is_kept_until_the_book_changes(client, book, settings
     newer.write_bytes(b"PK\x03\x04 cut short")  # a file that cannot be read is not trusted
     recovered = await cached_history(scope, settings.var_dir, today)
     assert fingerprint(recovered) == fingerprint(changed)
+
+
+async def test_a_portfolio_of_unknown_tenants_is_refused_with_their_paths(client, admin, book):
+    body = {"tenant_ids": [book["tenant"].id, "00000000-0000-0000-0000-00000000beef"]}
+    r = await client.post("/api/v1/portfolio/simulations", json=body, headers=admin)
+    assert r.status_code == 422, r.text
+    assert [e["path"] for e in r.json()["errors"]] == ["tenant_ids[1]"]
+    r = await client.post("/api/v1/portfolio/simulations", json={"tenant_ids": []}, headers=admin)
+    assert r.status_code == 422  # an empty list names no tenant; leave it out for all
