@@ -185,6 +185,9 @@ async def combine_now(settings: Settings, run_id: UUID, system: Principal) -> st
         rows = await agency.select(Simulation, Simulation.id, Simulation.tenant).where(
             Simulation.portfolio == run_id
         )
+        run = await PortfolioRun.select(PortfolioRun.request).where(PortfolioRun.id == run_id)
+        order = {t: i for i, t in enumerate(json.loads(run[0]["request"])["tenants"])}
+        rows.sort(key=lambda row: order.get(str(row["tenant"]), len(order)))  # as asked
         parts = []
         for row in rows:
             scope = await agency.tenant(row["tenant"])
