@@ -5,7 +5,8 @@ the invoices (imported or pushed by the ERP), their matched payments, the contac
 before kravlab (`contacts`, from imports), the contacts the dunning engine made
 (`dunning_steps` that were sent) and the hand-overs to collection (`collection_cases`).
 No name, email or address is read: invoices and debtors are named by the client's own ids
-(`external_id`), as in a history file, and the arrays never leave the process (a saved model
+(`external_id`), as in a history file; the arrays are kept only under `var/extracts/<tenant>/`
+for the next simulation of an unchanged book (a saved model
 keeps parameters and per-debtor class weights, no ids).
 
 The history comes in `simulator.history.canonical` order (invoices by due day and id,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
 import zipfile
 from datetime import date
 from pathlib import Path
@@ -209,6 +211,7 @@ async def data_version(scope: TenantScope) -> str:
     parts: list[Any] = []
     for table, moment, condition in (
         (Invoice, Invoice.updated_at, None),
+        (Debtor, Debtor.updated_at, None),  # a debtor's type is read
         (Payment, Payment.matched_at, Payment.invoice.is_not_null()),
         (Contact, Contact.date, None),
         (DunningStep, DunningStep.sent_at, DunningStep.status.is_in(list(MADE))),
@@ -249,10 +252,11 @@ def _save(history: History, path: Path) -> None:
     arrays = {name: np.asarray(getattr(history, name)) for name in _FIELDS}
     for name in ("invoice_id", "debtor_ids"):
         arrays[name] = arrays[name].astype(str)
-    partial = path.with_suffix(".partial")
-    with partial.open("wb") as handle:
+    # A file of its own (two jobs may extract the same book at once), renamed into place: a
+    # reader never sees half a file.
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial", delete=False) as handle:
         np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
-    partial.replace(path)  # a reader never sees half a file
+    Path(handle.name).replace(path)
 
 
 def _load(path: Path, as_of: int, currency: str) -> History:
@@ -279,6 +283,7 @@ async def cached_history(scope: TenantScope, var_dir: Path, as_of: date) -> Hist
     history = await book_history(scope, as_of)
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.npz"):  # one book, one current extract
-        old.unlink(missing_ok=True)
+        if old != path:
+            old.unlink(missing_ok=True)
     await asyncio.to_thread(_save, history, path)
     return history

@@ -147,16 +147,20 @@ async def resolve(scope: TenantScope, request: dict[str, Any]) -> dict[str, Any]
             continue
         try:
             if isinstance(candidate, dict) and set(candidate) == {"policy_id", "version"}:
-                ref = {
-                    "policy_id": UUID(str(candidate["policy_id"])),
-                    "version": candidate["version"],
-                }
+                number = candidate["version"]
+                # Strictly a version number: true or 1.0 would match version 1 in SQL and then
+                # be stored as given, where nothing could read it back.
+                if type(number) is not int or not 1 <= number <= 2_147_483_647:
+                    errors.append(FieldError(f"{path}.version", "a version number (1 or more)"))
+                    continue
+                policy_id = UUID(str(candidate["policy_id"]))
+                ref = {"policy_id": policy_id, "version": number}
                 row = await _version(scope, ref, path)
                 document = json.loads(row["document"])
                 (policy,) = _parse(document, path)
-                in_place = _in_place(live, ref["policy_id"], policy, path)
+                in_place = _in_place(live, policy_id, policy, path)
                 candidates[name] = {
-                    "version": {"policy_id": str(ref["policy_id"]), "version": ref["version"]},
+                    "version": {"policy_id": str(policy_id), "version": number},
                     "policies": [*(entry[3] for entry in in_place), document],
                 }
             else:
@@ -324,9 +328,9 @@ async def run_now(scope: TenantScope, settings: Settings, simulation_id: UUID) -
         await _set(scope, simulation_id, heartbeat_at=clock.now())
 
     try:
-        history = await cached_history(scope, settings.var_dir, clock.now().date())
-        await _set(scope, simulation_id, progress=100, heartbeat_at=clock.now())
-        async with tenant_model.heartbeat(beat, settings):
+        async with tenant_model.heartbeat(beat, settings):  # a long read is work too
+            history = await cached_history(scope, settings.var_dir, clock.now().date())
+            await _set(scope, simulation_id, progress=100, heartbeat_at=clock.now())
             model, model_row = await tenant_model.for_history(scope, settings, history)
         if await _cancelled(scope, simulation_id):
             return "cancelled"
@@ -452,6 +456,10 @@ async def page(
 
 async def cancel(scope: TenantScope, settings: Settings, simulation_id: UUID) -> dict[str, Any]:
     row = await scope.get(Simulation, simulation_id)
+    if row["portfolio"] is not None:
+        raise SimulationConflict(
+            "part of the agency's portfolio simulation: not the tenant's to cancel"
+        )
     if row["status"] not in ("queued", "running"):
         raise SimulationConflict(f"the simulation is {row['status']}: nothing to cancel")
     await scope.update(

@@ -236,10 +236,10 @@ async def fit_now(
         )
 
     try:
-        if history is None:
-            history = await cached_history(scope, settings.var_dir, clock.now().date())
-        prior = await pooled_prior(scope)
-        async with heartbeat(beat, settings):
+        async with heartbeat(beat, settings):  # a long read of the book is work too
+            if history is None:
+                history = await cached_history(scope, settings.var_dir, clock.now().date())
+            prior = await pooled_prior(scope)
             model, backtest = await asyncio.to_thread(fit_with_backtest, history, prior)
         folder = model_dir(settings, scope.tenant_id)
         folder.mkdir(parents=True, exist_ok=True)

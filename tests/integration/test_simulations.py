@@ -240,6 +240,28 @@ async def test_bad_requests_are_refused_with_paths_and_leave_nothing(client, boo
             "candidates.x",
         ),
         ({"candidates": {"live": LIVE}}, 422, "candidates.live"),
+        # found by review: true or 1.0 matched version 1 and was stored as given, after which
+        # the list answered 500 for good; 2**70 overflowed the driver
+        (
+            {"candidates": {"x": {"policy_id": book["live_id"], "version": True}}},
+            422,
+            "candidates.x.version",
+        ),
+        (
+            {"candidates": {"x": {"policy_id": book["live_id"], "version": 1.0}}},
+            422,
+            "candidates.x.version",
+        ),
+        (
+            {"candidates": {"x": {"policy_id": book["live_id"], "version": 2**70}}},
+            422,
+            "candidates.x.version",
+        ),
+        (
+            {"candidates": {"x": {"policy_id": book["live_id"], "version": "1"}}},
+            422,
+            "candidates.x.version",
+        ),
         ({"candidates": {}}, 422, None),
         ({"candidates": {f"c{i}": LIVE for i in range(7)}}, 422, None),
         ({"candidates": {"x": LIVE}, "horizon_days": 10}, 422, None),
@@ -254,8 +276,8 @@ async def test_bad_requests_are_refused_with_paths_and_leave_nothing(client, boo
         assert r.status_code == status, (body, r.text)
         if where:
             assert where in [e["path"] for e in r.json()["errors"]], r.text
-    after = (await client.get(tenant.path("/simulations?limit=1000"), headers=session)).json()
-    assert len(after["items"]) == len(before["items"])
+    after = await client.get(tenant.path("/simulations?limit=1000"), headers=session)
+    assert after.status_code == 200 and len(after.json()["items"]) == len(before["items"])
 
 
 async def test_a_tenant_sees_and_simulates_only_its_own_book(client, admin, book):
