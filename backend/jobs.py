@@ -12,17 +12,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
+from uuid import UUID
 
 import structlog
 
 from backend.database import close_pool, current, open_pool, pool_in_use
 from backend.idempotency import purge_expired
 from backend.settings import Settings, get_settings
+from tenants.access import ROLE_GRANTS, Principal
 
 if TYPE_CHECKING:
     from tenants.scope import TenantScope
 
 log = structlog.get_logger("kravlab.jobs")
+
+
+def system_principal() -> Principal:
+    """Who a job acts as: the system, with the agency_admin's reach over every tenant."""
+    return Principal(
+        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
+    )
+
+
 T = TypeVar("T")
 
 
@@ -63,17 +74,13 @@ async def run_dunning_now(settings: Settings) -> int:
     tenant's failure is logged and does not stop the others.
     """
     from datetime import UTC, datetime
-    from uuid import UUID
 
     from backend.api.dunning import channels_for
     from backend.dunning import run
-    from tenants.access import ROLE_GRANTS, Principal
     from tenants.scope import TenantScope
     from tenants.tables import Tenant
 
-    system = Principal(
-        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
-    )
+    system = system_principal()
     today = datetime.now(UTC).date()
     recorded = 0
     for row in await Tenant.select(Tenant.id).where(Tenant.status == "active"):
@@ -98,15 +105,11 @@ async def render_letters_now(settings: Settings, tenant_id: str, run_date: str) 
     many were made. Letters are claimed one at a time, so two of these never render one
     letter twice and a killed worker leaves at most one waiting for its claim to lapse."""
     from datetime import date
-    from uuid import UUID
 
     from backend.dunning import deliver_letters
-    from tenants.access import ROLE_GRANTS, Principal
     from tenants.scope import TenantScope
 
-    system = Principal(
-        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
-    )
+    system = system_principal()
     scope = await TenantScope.open(UUID(tenant_id), system)
     counts = await deliver_letters(scope, date.fromisoformat(run_date))
     log.info("letters rendered", tenant=tenant_id, **counts)
@@ -121,16 +124,12 @@ def render_letters(tenant_id: str, run_date: str) -> int:
 async def deliver_webhooks_now(settings: Settings) -> int:
     """One delivery pass over every active tenant's due webhook deliveries; returns how many
     were delivered. Attempts are claimed, so two workers never send one attempt twice."""
-    from uuid import UUID
 
     from backend import webhooks
-    from tenants.access import ROLE_GRANTS, Principal
     from tenants.scope import TenantScope
     from tenants.tables import Tenant
 
-    system = Principal(
-        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
-    )
+    system = system_principal()
     delivered = 0
     for row in await Tenant.select(Tenant.id).where(Tenant.status == "active"):
         try:
@@ -152,20 +151,15 @@ def deliver_webhooks() -> int:
 
 async def _tenant_scope(tenant_id: str) -> TenantScope:
     """The scope a job works a tenant's rows in: the system acting for the agency."""
-    from uuid import UUID
 
-    from tenants.access import ROLE_GRANTS, Principal
     from tenants.scope import TenantScope
 
-    system = Principal(
-        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
-    )
+    system = system_principal()
     return await TenantScope.open(UUID(tenant_id), system)
 
 
 async def fit_model_now(settings: Settings, tenant_id: str, model_id: str) -> None:
     """Fit a tenant's behaviour model under its row (`POST /model`, or a refit)."""
-    from uuid import UUID
 
     from backend import tenant_model
 
@@ -180,7 +174,6 @@ def fit_model(tenant_id: str, model_id: str) -> None:
 
 async def run_simulation_now(settings: Settings, tenant_id: str, simulation_id: str) -> str:
     """Forecast one queued simulation; returns its final status."""
-    from uuid import UUID
 
     from backend import simulations
 
@@ -195,14 +188,10 @@ def run_simulation(tenant_id: str, simulation_id: str) -> str:
 
 async def combine_portfolio_now(settings: Settings, run_id: str) -> str:
     """Combine a portfolio simulation's parts (running them first when in-process)."""
-    from uuid import UUID
 
     from backend import portfolio
-    from tenants.access import ROLE_GRANTS, Principal
 
-    system = Principal(
-        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
-    )
+    system = system_principal()
     return await portfolio.combine_now(settings, UUID(run_id), system)
 
 
@@ -215,15 +204,11 @@ async def load_import_now(settings: Settings, tenant_id: str, import_id: str) ->
     """Load one uploaded history into its tenant's book (`backend.imports.load`), all or
     nothing; returns the import's final status. Idempotent: a finished import is left as it
     is, one left `running` by a killed worker starts again from its files."""
-    from uuid import UUID
 
     from backend import imports
-    from tenants.access import ROLE_GRANTS, Principal
     from tenants.scope import TenantScope
 
-    system = Principal(
-        "system", UUID(int=0), None, "agency_admin", grants=ROLE_GRANTS["agency_admin"]
-    )
+    system = system_principal()
     scope = await TenantScope.open(UUID(tenant_id), system)
     return await imports.load(scope, UUID(import_id), settings.var_dir)
 
