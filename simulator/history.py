@@ -208,10 +208,18 @@ def debtor_record(history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     due = history.due.astype(np.int64)
     settled = history.settled.astype(np.int64)
 
+    # Lookups with needles in sorted order: random needles into a sorted array of a million
+    # keys miss the cache on every probe (1.1 s of a forecast's 2.3 s at 300 000 invoices).
+    by_key = np.argsort(debtor + issue, kind="stable")
+
+    def ordered(keys: np.ndarray, needles: np.ndarray, side: str) -> np.ndarray:
+        out = np.empty(len(needles), dtype=np.int64)
+        out[by_key] = np.searchsorted(keys, needles[by_key], side=side)  # type: ignore[call-overload]
+        return out
+
     def earlier(days: np.ndarray, at: np.ndarray, keep: np.ndarray, side: str) -> np.ndarray:
         keys = np.sort((debtor + days)[keep])
-        start = np.searchsorted(keys, debtor, side="left")
-        return np.searchsorted(keys, debtor + at, side=side) - start  # type: ignore[call-overload]
+        return ordered(keys, debtor + at, side) - ordered(keys, debtor, "left")
 
     everyone = np.ones(history.size, dtype=bool)
     issued_before = earlier(issue, issue, everyone, "left")

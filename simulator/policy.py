@@ -24,6 +24,10 @@ INTEREST_MODES = ("statutory", "contract", "none")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # A step more than this many days from the due date is almost certainly a typo.
 DAY_RANGE = (-90, 730)
+# A policy's steps and a set's policies at most: real ones hold a handful, and a document of
+# thousands would only cost every forecast and every dunning run its time.
+MAX_STEPS = 50
+MAX_POLICIES = 50
 
 
 class PolicyError(ValueError):
@@ -89,13 +93,19 @@ def assign(policies: list[Policy], debtor_type: np.ndarray, amount: np.ndarray) 
     return chosen
 
 
-def parse_policies(document: Any, rules: Rules = SWEDEN) -> list[Policy]:
-    """A policy document (one policy or {"policies": [...]}) as policies, or PolicyError."""
+def parse_policies(document: Any, rules: Rules = SWEDEN, bounded: bool = True) -> list[Policy]:
+    """A policy document (one policy or {"policies": [...]}) as policies, or PolicyError.
+
+    `bounded`: hold it to MAX_POLICIES and MAX_STEPS, as for a document being written now.
+    A document stored before those bounds existed is read with `bounded=False`: a live
+    policy that was valid when it went live must go on being carried out."""
     violations: list[tuple[str, str]] = []
     if isinstance(document, dict) and "policies" in document:
         items = document["policies"]
         if not isinstance(items, list) or not items:
             raise PolicyError([("policies", "must be a non-empty list of policies")])
+        if bounded and len(items) > MAX_POLICIES:
+            raise PolicyError([("policies", f"at most {MAX_POLICIES} policies in a set")])
         extra = set(document) - {"policies"}
         violations += [(name, "unknown field") for name in sorted(extra)]
         paths = [f"policies[{i}]" for i in range(len(items))]
@@ -103,7 +113,7 @@ def parse_policies(document: Any, rules: Rules = SWEDEN) -> list[Policy]:
         items, paths = [document], [""]
     policies = []
     for item, path in zip(items, paths, strict=True):
-        policy, found = _parse_one(item, path, rules)
+        policy, found = _parse_one(item, path, rules, bounded)
         violations += found
         if policy is not None:
             policies.append(policy)
@@ -175,7 +185,9 @@ class _Reader:
         return value
 
 
-def _parse_one(item: Any, path: str, rules: Rules) -> tuple[Policy | None, list[tuple[str, str]]]:
+def _parse_one(
+    item: Any, path: str, rules: Rules, bounded: bool = True
+) -> tuple[Policy | None, list[tuple[str, str]]]:
     if not isinstance(item, dict):
         return None, [(path or "$", "a policy must be a JSON object")]
     known = {
@@ -194,7 +206,7 @@ def _parse_one(item: Any, path: str, rules: Rules) -> tuple[Policy | None, list[
     elif _CONTROL.search(name):
         r.bad("name", "one line without control characters")
     segment = _segment(item.get("segment", {}), _at(path, "segment"), r)
-    steps = _steps(item.get("steps"), _at(path, "steps"), r, rules)
+    steps = _steps(item.get("steps"), _at(path, "steps"), r, rules, bounded)
     escalate = r.integer("escalate_after_days", None, low=0, high=DAY_RANGE[1])
     compensation = r.boolean("compensation", False)
     interest_mode, rate = _interest(
@@ -255,11 +267,14 @@ def _segment(raw: Any, path: str, parent: _Reader) -> Segment:
     return Segment(debtor_type, low, high)
 
 
-def _steps(raw: Any, path: str, parent: _Reader, rules: Rules) -> list[Step]:
+def _steps(raw: Any, path: str, parent: _Reader, rules: Rules, bounded: bool = True) -> list[Step]:
     if raw is None:
         return []
     if not isinstance(raw, list):
         parent.violations.append((path, "must be a list of steps"))
+        return []
+    if bounded and len(raw) > MAX_STEPS:
+        parent.violations.append((path, f"at most {MAX_STEPS} steps"))
         return []
     steps: list[Step] = []
     reminder_fees: list[int] = []

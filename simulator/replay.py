@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.exposure import Contacts, ContactState
+from simulator.exposure import Contacts, ContactState, build_segments
 from simulator.model import CHANNELS, FIRST_DAY, Layout, class_time_design, static_design
 from simulator.policy import Policy
 
@@ -80,10 +80,18 @@ def run(
     static_eta, time_eta = linear_parts(params, layout)
     draws = len(static_eta)
     n = len(rows.static)
-    state = ContactState(n, rows.contacts)
-    row_index = np.arange(n)
+    # Each row's time code as piecewise-constant segments, applied on the days they begin:
+    # a day touches only the rows whose code changes, not a lookup for every row.
+    segments = build_segments(
+        rows.start, np.full(n, horizon + 1), np.zeros(n, dtype=bool), rows.contacts
+    )
+    seg_order = np.argsort(segments.start, kind="stable")
+    seg_row, seg_code = segments.invoice[seg_order], segments.code[seg_order]
     survival = np.ones((draws, n, layout.classes))
-    base = static_eta[:, rows.static][:, :, None]  # draws × rows × 1
+    # odds of the static and the time part, multiplied each day instead of exp(a + b): the
+    # exponentials are taken once, not for every draw × row × class on every day
+    static_odds = np.exp(static_eta[:, rows.static][:, :, None])  # draws × rows × 1
+    time_odds = np.exp(time_eta)  # draws × time codes × classes
     days = np.arange(FIRST_DAY, horizon + 1)
     settled = np.zeros((draws, len(days)))
     amount = (
@@ -112,6 +120,11 @@ def run(
         rows.contact_fee[within][order] if rows.contact_fee is not None else np.zeros(len(sent_row))
     )
     bounds = [*np.searchsorted(sent_day, days, side="left").tolist(), len(sent_day)]
+    seg_bounds = [
+        *np.searchsorted(segments.start[seg_order], days, side="left").tolist(),
+        len(seg_row),
+    ]
+    codes = np.zeros(n, dtype=np.int64)
     contacts_made = np.zeros((draws, len(CHANNELS)))
     fee_charged = np.zeros(draws)  # Σ fee × unpaid count when it was charged
     noise = rows.amount_sq is not None
@@ -127,12 +140,12 @@ def run(
             unpaid = (survival[:, on_day] * count[:, on_day]).sum(axis=2)
             contacts_made += unpaid @ np.eye(len(CHANNELS))[sent_channel[lo:hi]]
             fee_charged += unpaid @ sent_fee[lo:hi]
+        changed = slice(seg_bounds[i], seg_bounds[i + 1])
+        codes[seg_row[changed]] = seg_code[changed]
         if at_risk.all():
-            codes = state.codes(row_index, np.full(n, t))
-            survival /= 1.0 + np.exp(base + time_eta[:, codes])  # × (1 − σ(η))
+            survival /= 1.0 + static_odds * time_odds[:, codes]  # × (1 − σ(η))
         elif at_risk.any():
-            codes = state.codes(row_index[at_risk], np.full(int(at_risk.sum()), t))
-            survival[:, at_risk] /= 1.0 + np.exp(base[:, at_risk] + time_eta[:, codes])
+            survival[:, at_risk] /= 1.0 + static_odds[:, at_risk] * time_odds[:, codes[at_risk]]
         settled[:, i] = total_amount - np.einsum("drk,drk->d", survival, amount)
         if noise:
             paid = 1.0 - (survival[0] * count[0]).sum(axis=1) / np.maximum(
