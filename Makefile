@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DOCS_UI := backend/api_docs_vendor/.versions
 CONSOLE_UI := frontend_api/static/vendor/.versions
 
-.PHONY: install browser fonts demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator bench-dunning bench-simulation-service bench-portfolio clean
+.PHONY: install browser fonts demo serve test test-sqlite test-postgres lint bench-ingest bench-simulator bench-dunning bench-simulation-service bench-portfolio bench-book-months clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-simulation-service: $(STAMP)
 
 bench-portfolio: $(STAMP)
 	$(BIN)/python bench/portfolio.py
+
+bench-book-months: $(STAMP)
+	$(BIN)/python bench/book_months.py --engine postgres
+	$(BIN)/python bench/book_months.py --engine sqlite
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

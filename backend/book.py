@@ -301,6 +301,10 @@ async def list_payments(
 
 async def match_payment(scope: TenantScope, payment_id: UUID, invoice_id: UUID) -> dict[str, Any]:
     async with write_transaction():
+        # Takes its turn with ERP batches: book_months' trigger files the payment under the
+        # invoice's due month as it reads it, and a batch moving that due date at the same
+        # time (PostgreSQL, read committed) would leave it filed under the old month for good.
+        await scope.lock("ingest")
         payment = await scope.get(Payment, payment_id, Payment.matched_by, Payment.invoice)
         await scope.get(Invoice, invoice_id, Invoice.id)
         if payment["matched_by"] is not None:

@@ -1,6 +1,7 @@
 """The invoice book: debtors, invoices, payments, state changes, idempotency and audit.
 
-Money is an integer of minor units with its currency (never a float or Numeric column).
+Money is an integer of minor units with its currency (never a float; Numeric only for the
+sums in `book_months`, which may pass what a 64-bit integer holds).
 Every row carries its tenant; `tenants.scope.TenantScope` is the only way handlers reach
 these tables. `(tenant, external_id)` is unique per table (see the migration that adds the
 composite indexes, which Piccolo's column API cannot declare).
@@ -8,14 +9,18 @@ composite indexes, which Piccolo's column API cannot declare).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from piccolo.columns import (
     UUID,
     BigInt,
+    BigSerial,
     Boolean,
     Bytea,
     Date,
     ForeignKey,
     Integer,
+    Numeric,
     OnDelete,
     Text,
     Timestamptz,
@@ -458,3 +463,26 @@ class PortfolioRun(Table, tablename="portfolio_runs"):
     created_by = Varchar(length=80)
     created_at = Timestamptz()
     finished_at = Timestamptz(null=True, default=None)
+
+
+class BookMonth(Table, tablename="book_months"):
+    """The book summed per tenant, calendar month and measure: what the console's monthly
+    trend and recovery cohorts read instead of ten million invoices.
+
+    Kept by database triggers on `invoices`, `payments` and `dunning_steps` (migration
+    `2026-11-23T17:00:01`), so every write path counts, whichever module makes it. Measures
+    (`backend.book_months`): `invoiced` (live invoices by issue month), `due` (live invoices
+    by due month), `cash_in` (payments by paid month), `fees` (steps' fees by run month,
+    failed and skipped ones excluded), and `paid_d0` … `paid_d90` (payments on live
+    invoices by the invoice's due month and days after due, in buckets up to 90). On
+    PostgreSQL a writing statement appends its change as rows of its own (no row is locked
+    by two writers); `book_months.compact` folds them. A figure is the SUM over its rows.
+    """
+
+    id = BigSerial(primary_key=True)
+    tenant = ForeignKey(Tenant, null=False, on_delete=OnDelete.cascade)
+    month = Date()
+    measure = Varchar(length=16)
+    # Numeric, not bigint: amounts are bounded one by one (`ingest.MAX_AMOUNT`), their count
+    # is not, and a month of waiting payments can add up past 2^63 where no invoice does.
+    value = Numeric(default=Decimal(0))

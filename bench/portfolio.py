@@ -12,10 +12,18 @@ cash-in curve reads 90) and some unmatched ones; one reminder step for each unpa
 invoice and for one paid invoice in ten; a collection case for each unpaid invoice more
 than 60 days past due; a live policy per tenant. Then `VACUUM ANALYZE`.
 
+The monthly rollup `book_months` fills the way the product fills it: on a fresh database
+the migrations run first, so the triggers count every `INSERT … SELECT` of the build; a
+book built before the rollup's migration (`--keep`) gets it from that migration's fill.
+
 Times, warm (after one untimed run), median of `--repeat`, each beside its baselines from
 the same run: `SELECT count(*)` of all invoices (a full scan) and of the unpaid ones:
-- `portfolio`: every client's row (what GET /api/v1/portfolio computes);
-- `trend`: twelve months of invoiced, cash in and fees for the whole portfolio;
+- `portfolio`: every client's row with its recovery cohorts (GET /api/v1/portfolio);
+- `trend`: twelve months of invoiced, cash in and fees for the whole portfolio, from
+  `book_months` as built, again after every tenant's rows are folded (the daily job's
+  `book_months.compact`), and summed from the book itself (`monthly_from_book`);
+- `cohorts`: six due months' recovery curves of every client, from `book_months` and
+  from the book (`recovery_from_book`); both pairs must be equal or the bench fails;
 - `dashboard`: one client's (GET /api/v1/tenants/{id}/dashboard).
 """
 
@@ -218,9 +226,10 @@ async def build(dsn: str, tenants: int, invoices: int) -> None:
 async def bench(dsn: str, built: bool, tenants: int, invoices: int, repeat: int) -> None:
     import asyncpg
 
-    from backend import database
+    from backend import book_months, database
     from backend.migrate import migrate
     from backend.settings import Settings
+    from backend.tables import BookMonth
     from frontend_api import figures
     from frontend_api.dashboard import dashboard
     from frontend_api.portfolio import portfolio
@@ -230,7 +239,9 @@ async def bench(dsn: str, built: bool, tenants: int, invoices: int, repeat: int)
 
     settings = Settings.from_env()
     engine = database.bind(settings)
+    started = time.perf_counter()
     await migrate()
+    print(f"migrations: {time.perf_counter() - started:.1f} s", flush=True)
     if not built:
         print(f"building {tenants} tenants, {invoices:,} invoices in SQL …", flush=True)
         await build(dsn, tenants, invoices)
@@ -262,8 +273,25 @@ async def bench(dsn: str, built: bool, tenants: int, invoices: int, repeat: int)
     first = await Tenant.select(Tenant.id).order_by(Tenant.slug).first()
     scope = await TenantScope.open(first["id"], agency.principal)
     portfolio_runs, answer = await timed(lambda: portfolio(agency, TODAY), repeat)
-    trend_runs, _ = await timed(lambda: figures.monthly(agency, TODAY, 12), repeat)
+    trend_runs, trend = await timed(lambda: figures.monthly(agency, TODAY, 12), repeat)
+    book_trend_runs, book_trend = await timed(
+        lambda: figures.monthly_from_book(agency, TODAY, 12), repeat
+    )
+    cohort_runs, curves = await timed(lambda: figures.recovery(agency, TODAY), repeat)
+    book_cohort_runs, book_curves = await timed(
+        lambda: figures.recovery_from_book(agency, TODAY), repeat
+    )
     dashboard_runs, board = await timed(lambda: dashboard(scope, TODAY), repeat)
+    # The rollup's figures are the book's, at ten million invoices too.
+    assert trend == book_trend, "the trend from book_months differs from the book's"
+    assert curves == book_curves, "the cohorts from book_months differ from the book's"
+    rows_before = await BookMonth.count()
+    started = time.perf_counter()
+    for tenant in await Tenant.select(Tenant.id):
+        await book_months.compact(await TenantScope.open(tenant["id"], agency.principal))
+    fold_s = time.perf_counter() - started
+    rows_after = await BookMonth.count()
+    folded_runs, _ = await timed(lambda: figures.monthly(agency, TODAY, 12), repeat)
     await database.close_pool(engine)
     totals = answer["totals"]
     print(
@@ -273,9 +301,17 @@ async def bench(dsn: str, built: bool, tenants: int, invoices: int, repeat: int)
     print(f"dashboard: outstanding {board['outstanding']:,} öre, {board['open_invoices']:,} open")
     print(f"baseline  SELECT count(*) all invoices   {median_ms(full_scan):8.1f} ms")
     print(f"baseline  SELECT count(*) unpaid         {median_ms(unpaid_scan):8.1f} ms")
+    print(
+        f"book_months: {rows_before:,} rows as built, folded to {rows_after:,} in {fold_s:.1f} s "
+        f"(every tenant's book_months.compact)"
+    )
     for name, runs in (
         ("portfolio (50 clients)", portfolio_runs),
         ("trend (12 months, all)", trend_runs),
+        ("  same, after the fold", folded_runs),
+        ("  same, from the book", book_trend_runs),
+        ("cohorts (6 months, all)", cohort_runs),
+        ("  same, from the book", book_cohort_runs),
         ("dashboard (one client)", dashboard_runs),
     ):
         ms = median_ms(runs)

@@ -251,8 +251,8 @@ async def portfolio_page(
 async def portfolio_trend(
     request: Request[Any, Any, Any], principal: NamedDependency[Principal]
 ) -> Response[str]:
-    """The months, loaded after the table (the longest read of the page: a year of every
-    client's invoices, payments and fees)."""
+    """The months, loaded after the table (past months from `book_months`, this month
+    summed from the book)."""
     trend = await figures.monthly(AgencyScope.open(principal), book.today(), 12)
     return render(request, "_trend.html", trend=trend)
 

@@ -11,7 +11,15 @@ Definitions (stated on every answer, so a reader knows what a number means):
 - ageing buckets by days past due on `as_of`: not due, 1–30, 31–60, 61–90, over 90;
 - DSO, standard method: outstanding ÷ amount invoiced in the last 90 days × 90;
 - best possible DSO: not-yet-due outstanding ÷ the same sales × 90;
-- days beyond terms (ADD): DSO − best possible DSO, the days lost to late payment.
+- days beyond terms (ADD): DSO − best possible DSO, the days lost to late payment;
+- recovery curves: for each of the last six months, the live invoices due in it (a
+  cohort), and the share of their amount paid by day 0, 30, 60 and 90 after the due date
+  (payments matched to those invoices, early ones counting on day 0), each day only once
+  every invoice of the cohort has passed it.
+
+The monthly trend and the recovery curves read `book_months` (backend.book_months), the
+book summed per tenant and month by database triggers; `monthly_from_book` and
+`recovery_from_book` sum the same figures from the book itself.
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ from piccolo.query.functions.aggregate import Count, Max, Sum
 from piccolo.querystring import QueryString
 from piccolo.table import Table
 
+from backend import book_months
 from backend.tables import (
+    BookMonth,
     CollectionCase,
     DunningStep,
     Invoice,
@@ -55,6 +65,8 @@ ALERT_WINDOW_DAYS = 7
 # A fitted model older than this is stale: the book it learnt from has moved on.
 MODEL_STALE_DAYS = 90
 FEE_WINDOW_DAYS = 365
+# Monthly due-date cohorts whose recovery curves the portfolio shows.
+RECOVERY_COHORTS = 6
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -307,15 +319,66 @@ def _midnight(day: date) -> Any:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+TREND = {
+    "invoiced": book_months.INVOICED,
+    "cash_in": book_months.CASH_IN,
+    "fees": book_months.FEES,
+}
+
+
 @sums
 async def monthly(scope: Scope, as_of: date, months: int) -> list[dict[str, Any]]:
-    """Invoiced, cash in and fees per calendar month, the last `months` up to `as_of`."""
+    """Invoiced, cash in and fees per calendar month, the last `months` up to `as_of`.
+
+    The months before `as_of`'s are read from `book_months` (a few rows per tenant and
+    month, kept by the database's triggers), `as_of`'s own month from the book up to that
+    day: the same figures as `monthly_from_book`, a hundredfold fewer rows read."""
     first = _month_start(as_of, months - 1)
+    current = _month_start(as_of, 0)
+    series = _empty_months(first, as_of)
+    rows = await (
+        scope.select(
+            BookMonth, BookMonth.month, BookMonth.measure, Sum(BookMonth.value, alias="total")
+        )
+        .where((BookMonth.month >= first) & (BookMonth.month < current))
+        .where(BookMonth.measure.is_in(list(TREND.values())))
+        .group_by(BookMonth.month, BookMonth.measure)
+    )
+    names = {measure: name for name, measure in TREND.items()}
+    for row in rows:
+        when = _date(row["month"])
+        series[(when.year, when.month)][names[row["measure"]]] += int(row["total"] or 0)
+    await _sum_days(scope, series, current, as_of)
+    return _series(series)
+
+
+@sums
+async def monthly_from_book(scope: Scope, as_of: date, months: int) -> list[dict[str, Any]]:
+    """`monthly` summed from the invoices, payments and steps themselves: the reference
+    the rollup is held to (tests), and what `monthly` reads for the month under way."""
+    first = _month_start(as_of, months - 1)
+    series = _empty_months(first, as_of)
+    await _sum_days(scope, series, first, as_of)
+    return _series(series)
+
+
+def _empty_months(first: date, last: date) -> dict[tuple[int, int], dict[str, int]]:
     series: dict[tuple[int, int], dict[str, int]] = {}
     cursor = first
-    while cursor <= as_of:
-        series[(cursor.year, cursor.month)] = {"invoiced": 0, "cash_in": 0, "fees": 0}
+    while cursor <= last:
+        series[(cursor.year, cursor.month)] = dict.fromkeys(TREND, 0)
         cursor = _month_start(cursor, -1)
+    return series
+
+
+def _series(series: dict[tuple[int, int], dict[str, int]]) -> list[dict[str, Any]]:
+    return [{"month": f"{y:04d}-{m:02d}", **values} for (y, m), values in sorted(series.items())]
+
+
+async def _sum_days(
+    scope: Scope, series: dict[tuple[int, int], dict[str, int]], first: date, last: date
+) -> None:
+    """Add the book's invoiced, cash in and fees of the days `first` … `last` to `series`."""
     for table, day, amount, name, extra in (
         (Invoice, Invoice.issue_date, Invoice.amount, "invoiced", Invoice.origin == "live"),
         (Payment, Payment.paid_date, Payment.amount, "cash_in", None),
@@ -331,7 +394,7 @@ async def monthly(scope: Scope, as_of: date, months: int) -> list[dict[str, Any]
         # days then summed into months here: at most 31 rows a month per table.
         query = (
             scope.select(table, day.as_alias("day"), Sum(amount, alias="total"))
-            .where((day >= first) & (day <= as_of))
+            .where((day >= first) & (day <= last))
             .group_by(day)
         )
         if extra is not None:
@@ -341,7 +404,123 @@ async def monthly(scope: Scope, as_of: date, months: int) -> list[dict[str, Any]
             key = (when.year, when.month)
             if key in series:
                 series[key][name] += int(row["total"] or 0)
-    return [{"month": f"{y:04d}-{m:02d}", **values} for (y, m), values in sorted(series.items())]
+
+
+def _cohort_months(as_of: date, cohorts: int) -> list[date]:
+    """The first days of the `cohorts` months before `as_of`'s: every invoice due in them
+    is past due on `as_of`."""
+    return [_month_start(as_of, back) for back in range(cohorts, 0, -1)]
+
+
+def _curves(
+    as_of: date,
+    months: list[date],
+    due: dict[tuple[str, date], int],
+    paid: dict[tuple[str, date, int], int],
+    tenants: set[str],
+) -> dict[str, list[dict[str, Any]]]:
+    """Each tenant's cohorts, oldest first: amount due in the month, and for each day after
+    due that every invoice of the cohort has passed, what had been paid by then."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for tenant in tenants:
+        cohorts = []
+        for month in months:
+            last_day = _month_start(month, -1) - timedelta(days=1)
+            amount = due.get((tenant, month), 0)
+            points, running = [], 0
+            for day in book_months.RECOVERY_DAYS:
+                running += paid.get((tenant, month, day), 0)
+                if last_day + timedelta(days=day) >= as_of:
+                    break  # the cohort's last invoices have not reached this day yet
+                share = round(running / amount, 4) if amount > 0 else None
+                points.append({"day": day, "paid": running, "share": share})
+            cohorts.append({"month": f"{month:%Y-%m}", "amount": amount, "points": points})
+        out[tenant] = cohorts
+    return out
+
+
+def no_recovery(as_of: date, cohorts: int = RECOVERY_COHORTS) -> list[dict[str, Any]]:
+    """The cohorts of a tenant with no invoice due in them: amounts 0, shares unknown."""
+    return _curves(as_of, _cohort_months(as_of, cohorts), {}, {}, {""})[""]
+
+
+@sums
+async def recovery(
+    scope: Scope, as_of: date, cohorts: int = RECOVERY_COHORTS
+) -> dict[str, list[dict[str, Any]]]:
+    """Recovery curves of the recent monthly due-date cohorts, per tenant (keys: tenant id
+    text): of the amount of live invoices due in each of the `cohorts` months before
+    `as_of`'s, the share paid by day 0, 30, 60 and 90 after due (the days the whole
+    cohort has reached). Read from `book_months`; equal to `recovery_from_book`."""
+    months = _cohort_months(as_of, cohorts)
+    measures = {measure: day for day, measure in book_months.PAID_BY.items()}
+    rows = await (
+        scope.select(
+            BookMonth,
+            BookMonth.tenant,
+            BookMonth.month,
+            BookMonth.measure,
+            Sum(BookMonth.value, alias="total"),
+        )
+        .where((BookMonth.month >= months[0]) & (BookMonth.month <= months[-1]))
+        .where(BookMonth.measure.is_in([book_months.DUE, *measures]))
+        .group_by(BookMonth.tenant, BookMonth.month, BookMonth.measure)
+    )
+    due: dict[tuple[str, date], int] = {}
+    paid: dict[tuple[str, date, int], int] = {}
+    for row in rows:
+        tenant, month, total = _key(row["tenant"]), _date(row["month"]), int(row["total"] or 0)
+        if not total:  # a key whose rows cancel out (SQLite keeps such a row)
+            continue
+        if row["measure"] == book_months.DUE:
+            due[(tenant, month)] = total
+        else:
+            paid[(tenant, month, measures[row["measure"]])] = total
+    return _curves(as_of, months, due, paid, _tenants(due, paid))
+
+
+def _tenants(due: dict[tuple[str, date], int], paid: dict[tuple[str, date, int], int]) -> set[str]:
+    """The tenants with a cohort figure that is not 0: the others get `no_recovery`."""
+    return {k[0] for k, v in due.items() if v} | {k[0] for k, v in paid.items() if v}
+
+
+@sums
+async def recovery_from_book(
+    scope: Scope, as_of: date, cohorts: int = RECOVERY_COHORTS
+) -> dict[str, list[dict[str, Any]]]:
+    """`recovery` summed from the invoices and their payments themselves (the reference)."""
+    months = _cohort_months(as_of, cohorts)
+    end = _month_start(as_of, 0) - timedelta(days=1)
+    invoices = await (
+        scope.select(Invoice, Invoice.tenant, Invoice.due_date, Sum(Invoice.amount, alias="n"))
+        .where((Invoice.origin == "live") & (Invoice.due_date >= months[0]))
+        .where(Invoice.due_date <= end)
+        .group_by(Invoice.tenant, Invoice.due_date)
+    )
+    payments = await (
+        scope.select(
+            Payment,
+            Payment.tenant,
+            Payment.invoice.due_date.as_alias("due"),
+            Payment.paid_date,
+            Sum(Payment.amount, alias="n"),
+        )
+        .where((Payment.invoice.origin == "live") & (Payment.invoice.due_date >= months[0]))
+        .where(Payment.invoice.due_date <= end)
+        .group_by(Payment.tenant, Payment.invoice.due_date, Payment.paid_date)
+    )
+    due: dict[tuple[str, date], int] = defaultdict(int)
+    paid: dict[tuple[str, date, int], int] = defaultdict(int)
+    for row in invoices:
+        when = _date(row["due_date"])
+        due[(_key(row["tenant"]), _month_start(when, 0))] += int(row["n"] or 0)
+    for row in payments:
+        when = _date(row["due"])
+        late = (_date(row["paid_date"]) - when).days
+        day = next((d for d in book_months.RECOVERY_DAYS if late <= d), None)
+        if day is not None:
+            paid[(_key(row["tenant"]), _month_start(when, 0), day)] += int(row["n"] or 0)
+    return _curves(as_of, months, due, paid, _tenants(due, paid))
 
 
 def _date(value: date | str) -> date:

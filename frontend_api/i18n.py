@@ -48,6 +48,17 @@ TEXT: dict[str, tuple[str, str]] = {
     "search_clients": ("Sök klient", "Search clients"),
     "only_alerts": ("Bara med varningar", "Only with alerts"),
     "trend": ("Utveckling per månad", "Monthly trend"),
+    "recovery": ("Återvunnet, senaste kohorter", "Recovery, recent cohorts"),
+    "recovery_help": (
+        "Andel av beloppet som betalats dag 0, 30, 60 och 90 efter förfallodagen, per "
+        "förfallomånad (de senaste sex; mörkast är nyast)",
+        "Share of the amount paid by day 0, 30, 60 and 90 after due, per due month (the "
+        "last six; darkest is newest)",
+    ),
+    "cohorts": ("Kohorter", "Cohorts"),
+    "due_month": ("Förfallomånad", "Due month"),
+    "cohort_amount": ("Belopp", "Amount"),
+    "day": ("Dag", "Day"),
     "invoiced": ("Fakturerat", "Invoiced"),
     "cash_in": ("Inbetalt", "Cash in"),
     "fees": ("Avgifter", "Fees"),

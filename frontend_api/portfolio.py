@@ -90,9 +90,10 @@ async def portfolio(
     tenants = await Tenant.select(
         Tenant.id, Tenant.name, Tenant.slug, Tenant.status, Tenant.currency
     ).order_by(Tenant.name)
-    books, activity, rate = await asyncio.gather(
+    books, activity, curves, rate = await asyncio.gather(
         figures.books(scope, as_of),
         figures.activity(scope, as_of),
+        figures.recovery(scope, as_of),
         reference_rates.missing_rate_alert(as_of),
     )
     rows = []
@@ -119,6 +120,7 @@ async def portfolio(
             "model_mae_pp": extra.get("model_mae_pp"),
             "model_skill": extra.get("model_skill"),
             "last_simulation_at": extra.get("last_simulation_at"),
+            "recovery": curves.get(key) or figures.no_recovery(as_of),
         }
         row["alerts"] = _alerts(row, as_of)
         if rate is not None:

@@ -65,6 +65,23 @@ class Alert(Struct):
     message: str
 
 
+class RecoveryPoint(Struct):
+    day: Annotated[int, Meta(description="days after the due date: 0, 30, 60 or 90")]
+    paid: Annotated[int, Meta(description="paid on the cohort's invoices by that day, minor units")]
+    share: Annotated[
+        float | None, Meta(description="paid ÷ the cohort's amount (0–1); null when it is 0")
+    ]
+
+
+class Cohort(Struct):
+    month: Annotated[str, Meta(description="YYYY-MM: the month the cohort's invoices fell due")]
+    amount: Annotated[int, Meta(description="live invoices due that month, minor units")]
+    points: Annotated[
+        list[RecoveryPoint],
+        Meta(description="only the days every invoice of the cohort has passed"),
+    ]
+
+
 class ClientRow(BookFigures, kw_only=True):
     tenant_id: UUID
     name: str
@@ -87,6 +104,10 @@ class ClientRow(BookFigures, kw_only=True):
     ]
     last_simulation_at: datetime | None
     alerts: list[Alert]
+    recovery: Annotated[
+        list[Cohort],
+        Meta(description="recovery curves of the last six monthly due-date cohorts, oldest first"),
+    ]
 
 
 class PortfolioTotals(BookFigures, kw_only=True):

@@ -208,6 +208,27 @@ async def _columns(
     return [list(column) for column in zip(*rows, strict=True)]
 
 
+async def _fold(table: type[Table], tenant_id: Any, keys: Sequence[str], value: str) -> None:
+    """Sum one tenant's rows of an additive table that share `keys` into one row each
+    (PostgreSQL; SQLite's such tables keep one row per key by an upsert already).
+
+    One statement, `DELETE … RETURNING` feeding the `INSERT`: rows other transactions
+    append meanwhile are not in its snapshot and stay as they are, so every sum holds at
+    every moment, and two folds at once delete each row only once."""
+    if is_sqlite():
+        return
+    name = table._meta.tablename
+    key_list = ", ".join(keys)
+    await _connection().execute(
+        f"WITH gone AS (DELETE FROM {name} WHERE tenant = $1 "
+        f"RETURNING tenant, {key_list}, {value}) "
+        f"INSERT INTO {name} (tenant, {key_list}, {value}) "
+        f"SELECT tenant, {key_list}, SUM({value}) FROM gone GROUP BY tenant, {key_list} "
+        f"HAVING SUM({value}) <> 0",
+        tenant_id,
+    )
+
+
 async def _advisory_lock(key: str) -> None:
     """Serialise writers of one key for the rest of the transaction (PostgreSQL only).
 

@@ -119,6 +119,12 @@ class TenantScope:
         self._own(table)
         return await bulk._columns(table, self.tenant_id, columns, order_by, days, text)
 
+    async def fold(self, table: type[Table], keys: Sequence[str], value: str) -> None:
+        """Sum this tenant's rows of an additive table that share `keys` into one each
+        (inside a write transaction; see `bulk._fold`)."""
+        self._own(table)
+        await bulk._fold(table, self.tenant_id, keys, value)
+
     async def lock(self, name: str) -> None:
         """Serialise this tenant's writers of `name` for the rest of the transaction."""
         await bulk._advisory_lock(f"{name}:{self.tenant_id}")

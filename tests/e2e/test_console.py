@@ -102,6 +102,14 @@ async def world(server, client, admin) -> dict[str, Any]:
             json={
                 "payments": [
                     payment(f"{prefix}-P", 30_000, invoice_external_id=f"{prefix}-5"),
+                    # Paid 10 days late, on an invoice due in an earlier month: a cohort
+                    # whose recovery curve is neither empty nor complete.
+                    payment(
+                        f"{prefix}-LATE",
+                        20_000,
+                        invoice_external_id=f"{prefix}-3",
+                        paid=date.today() - timedelta(days=60),
+                    ),
                     payment(f"{prefix}-LOOSE", 999, reference=prefix),
                 ]
             },
@@ -202,6 +210,28 @@ def _expected(row: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+async def _cohorts(page: Any, tenant_id: str) -> dict[str, Any]:
+    """The recovery cohorts a client's row shows: month → amount and each reached day's
+    paid and share (the cells' data), with the curve drawn for each cohort."""
+    return await page.eval_on_selector_all(
+        f"tr[data-tenant='{tenant_id}'] tr[data-cohort]",
+        """rows => Object.fromEntries(rows.map(r => [r.dataset.cohort, {
+            amount: r.dataset.amount,
+            points: [...r.querySelectorAll('td[data-paid]')].map(
+                c => [c.dataset.day, c.dataset.paid, c.dataset.share])}]))""",
+    )
+
+
+def _expected_cohorts(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        c["month"]: {
+            "amount": str(c["amount"]),
+            "points": [[str(p["day"]), str(p["paid"]), str(p["share"])] for p in c["points"]],
+        }
+        for c in row["recovery"]
+    }
+
+
 @pytest.mark.parametrize("role", ["agency_admin", "agency_staff"])
 async def test_agency_portfolio_equals_the_api(browser, server, client, world, role):  # noqa: F811
     headers = await login(client, *world["logins"][role])
@@ -211,6 +241,17 @@ async def test_agency_portfolio_equals_the_api(browser, server, client, world, r
         await s.page.locator("#trend-chart canvas").first.wait_for(timeout=15_000)
         for row in api["clients"]:
             assert await _cells(s.page, row["tenant_id"]) == _expected(row), row["name"]
+        for row in api["clients"]:
+            assert await _cohorts(s.page, row["tenant_id"]) == _expected_cohorts(row)
+        # The own client's curves: one line per cohort that has a reached day, one of them
+        # showing the late payment; the triangle opens under the lines.
+        own = next(r for r in api["clients"] if r["tenant_id"] == world["own"].id)
+        assert any(p["share"] for c in own["recovery"] for p in c["points"])
+        mine = s.page.locator(f"tr[data-tenant='{own['tenant_id']}']")
+        drawn = sum(1 for c in own["recovery"] if c["points"])
+        assert drawn > 0 and await mine.locator("svg.spark polyline").count() == drawn
+        await mine.locator("details.cohorts summary").click()
+        assert await mine.locator("details.cohorts tr[data-cohort]").first.is_visible()
         total = await s.page.get_attribute("[data-field='totals.outstanding']", "data-value")
         assert total == str(api["totals"]["outstanding"])
         await s.shot(f"portfolio-{role}")
@@ -219,7 +260,7 @@ async def test_agency_portfolio_equals_the_api(browser, server, client, world, r
         await s.page.wait_for_load_state("networkidle")
         await s.page.fill("input[name=q]", world["own"].slug)
         await s.page.wait_for_function(
-            "document.querySelectorAll('#portfolio-table tbody tr').length === 1"
+            "document.querySelectorAll('#portfolio-table table.portfolio > tbody > tr').length === 1"
         )
         assert await s.page.locator(f"tr[data-tenant='{world['own'].id}']").count() == 1
 

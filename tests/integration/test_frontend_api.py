@@ -213,3 +213,73 @@ async def test_the_serving_models_accuracy_and_its_alert(client, admin, book):
     assert "model_no_skill" in kinds and "model_missing" not in kinds
     other = _client((await client.get("/api/v1/portfolio", headers=admin)).json(), book["other"].id)
     assert other["model_mae_pp"] is None and "model_missing" in {a["kind"] for a in other["alerts"]}
+
+
+def _month_back(back: int) -> date:
+    """The first day of the month `back` months before this one."""
+    index = TODAY.year * 12 + TODAY.month - 1 - back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+async def test_recovery_curves_of_recent_cohorts(client, admin):
+    """Per client, the last six due months: the share of each cohort's amount paid by day
+    0, 30, 60 and 90 after due, only the days the whole cohort has passed."""
+    own, other = await onboard(client, admin), await onboard(client, admin)
+    old, last = _month_back(5), _month_back(1)
+
+    def due_on(external_id: str, amount: int, due: date) -> dict[str, Any]:
+        return invoice(
+            external_id, amount=amount, issue=due - timedelta(days=30), due_in=30, debtor="D-C"
+        )
+
+    rows = [
+        due_on("C5-EARLY", 100_000, old + timedelta(days=4)),
+        due_on("C5-SPLIT", 50_000, old + timedelta(days=14)),
+        due_on("C5-NEVER", 50_000, old + timedelta(days=20)),
+        due_on("C1-HALF", 80_000, last + timedelta(days=9)),
+    ]
+    r = await client.post(own.path("/invoices/batch"), json={"invoices": rows}, headers=own.key)
+    assert r.status_code == 200, r.text
+    split_due = old + timedelta(days=14)
+    payments = [
+        payment("PE", 100_000, invoice_external_id="C5-EARLY", paid=old + timedelta(days=2)),
+        payment("PS1", 20_000, invoice_external_id="C5-SPLIT", paid=split_due + timedelta(25)),
+        payment("PS2", 30_000, invoice_external_id="C5-SPLIT", paid=split_due + timedelta(75)),
+        payment("PH", 40_000, invoice_external_id="C1-HALF", paid=last + timedelta(days=12)),
+        payment("PX", 9_999, reference="nobody", paid=last + timedelta(days=3)),
+    ]
+    r = await client.post(own.path("/payments/batch"), json={"payments": payments}, headers=own.key)
+    assert r.status_code == 200, r.text
+    # The other client's invoice due in the same month never shows in the first's cohort.
+    r = await client.post(
+        other.path("/invoices/batch"),
+        json={"invoices": [due_on("B-C", 999_999, last + timedelta(days=9))]},
+        headers=other.key,
+    )
+    assert r.status_code == 200, r.text
+
+    answer = (await client.get("/api/v1/portfolio", headers=admin)).json()
+    cohorts = _client(answer, own.id)["recovery"]
+    assert [c["month"] for c in cohorts] == [f"{_month_back(b):%Y-%m}" for b in range(6, 0, -1)]
+    by_month = {c["month"]: c for c in cohorts}
+    five = by_month[f"{old:%Y-%m}"]
+    assert five["amount"] == 200_000
+    # Paid on or before due 100 000 (the early one), by day 30 also 20 000, by 90 30 000.
+    assert five["points"] == [
+        {"day": 0, "paid": 100_000, "share": 0.5},
+        {"day": 30, "paid": 120_000, "share": 0.6},
+        {"day": 60, "paid": 120_000, "share": 0.6},
+        {"day": 90, "paid": 150_000, "share": 0.75},
+    ]
+    one = by_month[f"{last:%Y-%m}"]
+    assert one["amount"] == 80_000
+    month_end = _month_back(0) - timedelta(days=1)
+    reached = [d for d in (0, 30, 60, 90) if month_end + timedelta(days=d) < TODAY]
+    expected = {0: (0, 0.0), 30: (40_000, 0.5), 60: (40_000, 0.5), 90: (40_000, 0.5)}
+    assert one["points"] == [
+        {"day": d, "paid": expected[d][0], "share": expected[d][1]} for d in reached
+    ]
+    # Months with nothing due: amount 0, a share nobody can know.
+    empty = by_month[f"{_month_back(3):%Y-%m}"]
+    assert empty["amount"] == 0 and all(p["share"] is None for p in empty["points"])
+    assert _client(answer, other.id)["recovery"][-1]["amount"] == 999_999
