@@ -942,7 +942,7 @@ async def _version_policy(scope: TenantScope, policy_id: UUID, number: int) -> P
         found = await policies.version(scope, policy_id, number)
     except Exception:  # deleted with its tenant's data: the message goes without it
         return None
-    return policies.parse(found["policy"])
+    return policies.parse(found["policy"], stored=True)
 
 
 @dataclass(frozen=True)

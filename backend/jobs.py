@@ -67,7 +67,8 @@ def purge_idempotency_keys() -> int:
 
 
 async def run_dunning_now(settings: Settings) -> int:
-    """Today's dunning run of every active tenant; returns the contacts recorded.
+    """Today's dunning run of every active tenant; returns the contacts recorded. Each
+    tenant's `book_months` rows are folded after its run (`book_months.compact`).
 
     A run is idempotent for its date, so this runs more often than daily (a restarted server
     or worker never misses a day, and invoices that came due since get their step); one
@@ -75,6 +76,7 @@ async def run_dunning_now(settings: Settings) -> int:
     """
     from datetime import UTC, datetime
 
+    from backend import book_months
     from backend.api.dunning import channels_for
     from backend.dunning import run
     from tenants.scope import TenantScope
@@ -86,11 +88,19 @@ async def run_dunning_now(settings: Settings) -> int:
     for row in await Tenant.select(Tenant.id).where(Tenant.status == "active"):
         try:
             scope = await TenantScope.open(row["id"], system)
-            result = await run(scope, today, channels_for(settings))
+        except Exception:
+            log.exception("opening the tenant failed", tenant=str(row["id"]))
+            continue
+        try:
+            recorded += (await run(scope, today, channels_for(settings))).recorded
         except Exception:
             log.exception("dunning run failed", tenant=str(row["id"]))
-            continue
-        recorded += result.recorded
+        # the day's appended monthly rows folded into one per month and measure, whether or
+        # not the run went through (a tenant whose runs fail would pile them up otherwise)
+        try:
+            await book_months.compact(scope)
+        except Exception:
+            log.exception("folding book_months failed", tenant=str(row["id"]))
     log.info("dunning runs done", recorded=recorded, run_date=today.isoformat())
     return recorded
 
@@ -164,7 +174,10 @@ async def fit_model_now(settings: Settings, tenant_id: str, model_id: str) -> No
     from backend import tenant_model
 
     scope = await _tenant_scope(tenant_id)
-    await tenant_model.fit_now(scope, settings, UUID(model_id))
+    try:
+        await tenant_model.fit_now(scope, settings, UUID(model_id))
+    except tenant_model.FitTaken:  # a simulation took the queued fit over: nothing left to do
+        log.info("fit already taken", tenant=tenant_id, model=model_id)
 
 
 def fit_model(tenant_id: str, model_id: str) -> None:

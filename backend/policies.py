@@ -65,12 +65,15 @@ ActivationGate = Callable[[Activation], Awaitable[dict[str, Any] | None]]
 ACTIVATION_GATES: list[ActivationGate] = []
 
 
-def parse(document: Any, path: str = "policy") -> Policy:
-    """One policy document (formats §2), or InvalidInput naming every violation's path."""
+def parse(document: Any, path: str = "policy", stored: bool = False) -> Policy:
+    """One policy document (formats §2), or InvalidInput naming every violation's path.
+
+    `stored`: a version read back from the database, held to the rules but not to the size
+    bounds set after it may have been written (`simulator.policy.MAX_STEPS`)."""
     if isinstance(document, dict) and "policies" in document:
         raise InvalidInput([FieldError(f"{path}.policies", "one policy per version, not a set")])
     try:
-        (policy,) = parse_policies(document)
+        (policy,) = parse_policies(document, bounded=not stored)
     except PolicyError as exc:
         raise InvalidInput(
             [FieldError(f"{path}.{where}" if where else path, why) for where, why in exc.violations]
@@ -206,7 +209,7 @@ async def activate(
         if row["status"] != "draft":
             raise PolicyConflict(f"version {number} is {row['status']}: only a draft goes live")
         # Stored documents were valid when stored; the rules may have changed since.
-        policy = parse(json.loads(row["document"]))
+        policy = parse(json.loads(row["document"]), stored=True)
         overridden = None
         evidence: dict[str, Any] | None = None
         for gate in ACTIVATION_GATES:
@@ -292,7 +295,7 @@ async def live_set(scope: TenantScope) -> list[tuple[UUID, int, Policy]]:
         .where(PolicyVersion.status == "live")
         .order_by(PolicyVersion.policy)
     )
-    return [(r["policy"], r["number"], parse(json.loads(r["document"]))) for r in rows]
+    return [(r["policy"], r["number"], parse(json.loads(r["document"]), stored=True)) for r in rows]
 
 
 async def page(

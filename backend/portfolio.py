@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import ClientException, NotFoundException
 
 from backend import simulations
 from backend.settings import Settings
@@ -26,10 +26,19 @@ from tenants import clock
 from tenants.access import Principal
 from tenants.scope import AgencyScope
 from tenants.tables import Tenant
+from tenants.transactions import write_transaction
 
 log = structlog.get_logger("kravlab.portfolio")
 
+# The longest tenant list a request may carry (KRAVLAB_MAX_PORTFOLIO_TENANTS bounds a run).
 MAX_TENANTS = 500
+ENDED = ("done", "partial", "failed", "cancelled")
+
+
+class PortfolioConflict(ClientException):
+    """A tenant's part cannot be created, or the run has ended (409)."""
+
+    status_code = 409
 
 
 async def create(
@@ -54,29 +63,53 @@ async def create(
     ]
     if unknown:
         raise InvalidInput(unknown)
-    run_id = uuid4()
-    await PortfolioRun.insert(
-        PortfolioRun(
-            id=run_id,
-            status="queued",
-            request=json.dumps({"tenants": [str(t) for t in chosen], "horizon_days": horizon}),
-            created_by=agency.principal.actor,
-            created_at=clock.now(),
+    if len(chosen) > settings.max_portfolio_tenants:
+        raise InvalidInput(
+            [
+                FieldError(
+                    "tenant_ids",
+                    f"{len(chosen)} tenants, at most {settings.max_portfolio_tenants} in one run "
+                    "(KRAVLAB_MAX_PORTFOLIO_TENANTS): name them in several runs",
+                )
+            ]
         )
-    )
+    run_id = uuid4()
     parts: list[tuple[UUID, UUID]] = []
     scopes = []
-    for tenant_id in chosen:
-        scope = await agency.tenant(tenant_id)
-        scopes.append(scope)
-        row, _ = await simulations.create(
-            scope,
-            settings,
-            {"candidates": {}, "horizon_days": horizon},
-            portfolio=run_id,
-            enqueue=False,
+    # All or nothing: the run and every tenant's part are written together, or not at all.
+    async with write_transaction():
+        await PortfolioRun.insert(
+            PortfolioRun(
+                id=run_id,
+                status="queued",
+                request=json.dumps({"tenants": [str(t) for t in chosen], "horizon_days": horizon}),
+                created_by=agency.principal.actor,
+                created_at=clock.now(),
+            )
         )
-        parts.append((tenant_id, row["id"]))
+        for tenant_id in chosen:
+            scope = await agency.tenant(tenant_id)
+            scopes.append(scope)
+            try:
+                row, _ = await simulations.create(
+                    scope,
+                    settings,
+                    {"candidates": {}, "horizon_days": horizon},
+                    portfolio=run_id,
+                    enqueue=False,
+                )
+            except (InvalidInput, ValueError, KeyError, TypeError) as exc:
+                reason = (
+                    "; ".join(f"{e.path}: {e.message}" for e in exc.errors)
+                    if isinstance(exc, InvalidInput)
+                    else f"{type(exc).__name__}: {exc}"
+                )
+                log.warning("portfolio part refused", tenant=str(tenant_id), reason=reason)
+                raise PortfolioConflict(
+                    f"tenant {tenant_id}: its part cannot be created ({reason[:300]}); "
+                    "nothing was queued"
+                ) from exc
+            parts.append((tenant_id, row["id"]))
     try:
         if settings.redis_url:
             jobs = [
@@ -85,6 +118,7 @@ async def create(
                     run_simulation,
                     str(tenant_id),
                     str(simulation_id),
+                    job_id=simulations.simulation_job_id(simulation_id),
                     timeout=simulations.JOB_TIMEOUT_SECONDS,
                 )
                 for tenant_id, simulation_id in parts
@@ -95,10 +129,48 @@ async def create(
         else:
             queue.enqueue(settings, combine_portfolio, str(run_id))
     except queue.QueueUnavailable:
-        for scope in scopes:
-            await scope.delete(Simulation).where(Simulation.portfolio == run_id)
-        await PortfolioRun.delete().where(PortfolioRun.id == run_id)
+        async with write_transaction():
+            for scope in scopes:
+                await scope.delete(Simulation).where(Simulation.portfolio == run_id)
+            await PortfolioRun.delete().where(PortfolioRun.id == run_id)
         raise
+    return await get(run_id)
+
+
+async def _settle_parts(agency: AgencyScope, run_id: UUID, why: str) -> int:
+    """End the run's parts that have not ended (queued or running) as cancelled, so an
+    abandoned run leaves no part waiting for a worker; returns how many."""
+    rows = await agency.select(Simulation, Simulation.id, Simulation.tenant).where(
+        (Simulation.portfolio == run_id) & Simulation.status.is_in(["queued", "running"])
+    )
+    for row in rows:
+        scope = await agency.tenant(row["tenant"])
+        await scope.update(
+            Simulation,
+            {
+                Simulation.status: "cancelled",
+                Simulation.error: why,
+                Simulation.finished_at: clock.now(),
+            },
+        ).where((Simulation.id == row["id"]) & Simulation.status.is_in(["queued", "running"]))
+    return len(rows)
+
+
+async def cancel(agency: AgencyScope, run_id: UUID) -> dict[str, Any]:
+    """Cancel a run that has not ended: the run and its unfinished parts are cancelled (a
+    part's job that starts later finds it so and does nothing)."""
+    ended = (
+        await PortfolioRun.update(
+            {PortfolioRun.status: "cancelled", PortfolioRun.finished_at: clock.now()}
+        )
+        .where((PortfolioRun.id == run_id) & PortfolioRun.status.is_in(["queued", "running"]))
+        .returning(PortfolioRun.id)
+    )
+    if not ended:
+        run = await get(run_id)  # 404 when there is none
+        raise PortfolioConflict(f"the portfolio simulation is {run['status']}: nothing to cancel")
+    await _settle_parts(agency, run_id, "the portfolio simulation was cancelled")
+    log.info("portfolio simulation cancelled", run=str(run_id), by=agency.principal.actor)
     return await get(run_id)
 
 
@@ -179,9 +251,16 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
 async def combine_now(settings: Settings, run_id: UUID, system: Principal) -> str:
     """The dependent job: run what has not run (in-process), then combine. A failure here
     shows the run failed, never running forever."""
-    await PortfolioRun.update({PortfolioRun.status: "running"}).where(PortfolioRun.id == run_id)
+    agency = AgencyScope.open(system)
+    started = (
+        await PortfolioRun.update({PortfolioRun.status: "running"})
+        .where((PortfolioRun.id == run_id) & (PortfolioRun.status == "queued"))
+        .returning(PortfolioRun.id)
+    )
+    if not started:  # cancelled (or gone) before it could run: its parts are settled
+        await _settle_parts(agency, run_id, "the portfolio simulation was cancelled")
+        return "cancelled"
     try:
-        agency = AgencyScope.open(system)
         rows = await agency.select(Simulation, Simulation.id, Simulation.tenant).where(
             Simulation.portfolio == run_id
         )
@@ -204,14 +283,21 @@ async def combine_now(settings: Settings, run_id: UUID, system: Principal) -> st
                 PortfolioRun.finished_at: clock.now(),
             }
         ).where(PortfolioRun.id == run_id)
+        await _settle_parts(agency, run_id, "the portfolio simulation failed")
         raise
     status = "done" if all(p["status"] == "done" for p in parts) else "partial"
-    await PortfolioRun.update(
-        {
-            PortfolioRun.status: status,
-            PortfolioRun.result: json.dumps(result),
-            PortfolioRun.finished_at: clock.now(),
-        }
-    ).where(PortfolioRun.id == run_id)
+    combined = (
+        await PortfolioRun.update(
+            {
+                PortfolioRun.status: status,
+                PortfolioRun.result: json.dumps(result),
+                PortfolioRun.finished_at: clock.now(),
+            }
+        )
+        .where((PortfolioRun.id == run_id) & (PortfolioRun.status == "running"))
+        .returning(PortfolioRun.id)
+    )
+    if not combined:  # cancelled while its parts ran
+        return "cancelled"
     log.info("portfolio simulation combined", run=str(run_id), tenants=len(parts), status=status)
     return status

@@ -6,6 +6,9 @@ loop (never a thread with a loop of its own, which cannot share the server's poo
 Periodic jobs are listed once here; `kravlab worker` schedules them with RQ's scheduler,
 the embedded mode with one asyncio task each, started and cancelled with the app.
 
+Model fits and simulations go on a queue of their own (`SIMULATION_QUEUE`), which
+`kravlab worker` takes only when the main queue is empty, so they never hold up ingest.
+
 With Redis configured but down, `enqueue` raises `QueueUnavailable`, a 503 the client can
 retry: work is refused, never accepted and dropped.
 """
@@ -27,6 +30,11 @@ from backend import jobs
 from backend.settings import Settings, get_settings
 
 QUEUE_NAME = "kravlab"
+# Model fits and simulations (minutes each) have a queue of their own, which `kravlab worker`
+# takes only when the first is empty: a tenant's simulations never hold up an import, a
+# dunning run, letters or webhooks.
+SIMULATION_QUEUE = "kravlab-simulations"
+WORKER_QUEUES = (QUEUE_NAME, SIMULATION_QUEUE)
 
 log = structlog.get_logger("kravlab.queue")
 
@@ -70,6 +78,9 @@ CORES: dict[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]] = {
     jobs.render_letters: jobs.render_letters_now,  # queued by each dunning run
 }
 
+# Jobs that go on SIMULATION_QUEUE; every other job goes on QUEUE_NAME.
+ON_SIMULATION_QUEUE = frozenset({jobs.fit_model, jobs.run_simulation, jobs.combine_portfolio})
+
 _running: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
 
 
@@ -80,11 +91,40 @@ def redis_connection(url: str) -> Any:
     return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
 
-def rq_queue(settings: Settings) -> Any:
+async def lost_jobs(settings: Settings, job_ids: list[str]) -> set[str]:
+    """Of these RQ job ids, the ones that will never run: gone from Redis (lost when it
+    restarted: it keeps nothing on disk here, or flushed), or held as failed, stopped or
+    cancelled (a job that died before it could claim its row). Empty without Redis or when
+    it cannot be asked: a job is not judged lost on no evidence. Asked from a thread: a
+    Redis that drops packets must not stall the server's loop."""
+    if not settings.redis_url or not job_ids:
+        return set()
+    url = settings.redis_url
+
+    def ask() -> list[Any]:
+        from rq.job import Job
+
+        with redis_connection(url).pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(Job.key_for(job_id), "status")
+            return list(pipe.execute())
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    try:
+        found = await asyncio.to_thread(ask)
+    except (RedisConnectionError, RedisTimeoutError):
+        return set()
+    dead = {None, b"failed", b"stopped", b"canceled"}
+    return {job_id for job_id, status in zip(job_ids, found, strict=True) if status in dead}
+
+
+def rq_queue(settings: Settings, name: str = QUEUE_NAME) -> Any:
     from rq import Queue
 
     assert settings.redis_url
-    return Queue(QUEUE_NAME, connection=redis_connection(settings.redis_url))
+    return Queue(name, connection=redis_connection(settings.redis_url))
 
 
 def enqueue(
@@ -114,7 +154,8 @@ def enqueue(
             # A dependent job runs once its dependencies have ended, failed ones included:
             # it reports them rather than waiting forever.
             dependency = Dependency(jobs=depends_on, allow_failure=True) if depends_on else None
-            job = rq_queue(settings).enqueue(
+            name = SIMULATION_QUEUE if func in ON_SIMULATION_QUEUE else QUEUE_NAME
+            job = rq_queue(settings, name).enqueue(
                 func,
                 *args,
                 job_id=job_id,
@@ -215,4 +256,5 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     connection = Redis.from_url(settings.redis_url or "")
     if not burst:
         schedule_periodic(settings)
-    Worker([QUEUE_NAME], connection=connection).work(with_scheduler=True, burst=burst)
+    # In order: a worker takes a simulation only when no other job is waiting.
+    Worker(list(WORKER_QUEUES), connection=connection).work(with_scheduler=True, burst=burst)

@@ -120,6 +120,15 @@ class Settings:
     # KRAVLAB_IMPORT_TIMEOUT_SECONDS: an import still loading after this long is stopped and
     # shown failed (nothing of it is loaded); also the RQ job's timeout.
     import_timeout_seconds: float = _env("KRAVLAB_IMPORT_TIMEOUT_SECONDS", 3600.0)
+    # KRAVLAB_MAX_ACTIVE_SIMULATIONS: a tenant's queued or running simulations at most; one
+    # more answers 429 with Retry-After (each may fit a model: minutes of a worker).
+    max_active_simulations: int = _env("KRAVLAB_MAX_ACTIVE_SIMULATIONS", 3)
+    # KRAVLAB_MAX_PORTFOLIO_TENANTS: tenants in one portfolio simulation at most (one job
+    # each); more answers 422.
+    max_portfolio_tenants: int = _env("KRAVLAB_MAX_PORTFOLIO_TENANTS", 100)
+    # KRAVLAB_MODELS_KEPT: a tenant's model files kept under var_dir/models: the current
+    # one and the newest previous ones up to this many in all; older files are deleted.
+    models_kept: int = _env("KRAVLAB_MODELS_KEPT", 3)
 
     @property
     def is_postgres(self) -> bool:
@@ -195,11 +204,23 @@ class Settings:
             import_timeout_seconds=_seconds(
                 "KRAVLAB_IMPORT_TIMEOUT_SECONDS", cls.import_timeout_seconds
             ),
+            max_active_simulations=_int(
+                "KRAVLAB_MAX_ACTIVE_SIMULATIONS", cls.max_active_simulations
+            ),
+            max_portfolio_tenants=_int("KRAVLAB_MAX_PORTFOLIO_TENANTS", cls.max_portfolio_tenants),
+            models_kept=_int("KRAVLAB_MODELS_KEPT", cls.models_kept),
         )
         if settings.idempotency_ttl_hours < 24:
             raise SettingsError("KRAVLAB_IDEMPOTENCY_TTL_HOURS must be at least 24")
         if settings.max_import_bytes < 1:
             raise SettingsError("KRAVLAB_MAX_IMPORT_BYTES must be at least 1")
+        for name, value in (
+            ("KRAVLAB_MAX_ACTIVE_SIMULATIONS", settings.max_active_simulations),
+            ("KRAVLAB_MAX_PORTFOLIO_TENANTS", settings.max_portfolio_tenants),
+            ("KRAVLAB_MODELS_KEPT", settings.models_kept),
+        ):
+            if value < 1:
+                raise SettingsError(f"{name} must be at least 1")
         if settings.db_pool_size < 1:
             raise SettingsError("KRAVLAB_DB_POOL_SIZE must be at least 1")
         if settings.smtp_tls not in SMTP_TLS_MODES:

@@ -26,7 +26,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
-from litestar.exceptions import ClientException
+from litestar.exceptions import ClientException, TooManyRequestsException
 
 from backend import policies, tenant_model
 from backend.extract import EmptyBook, cached_history, data_version
@@ -40,6 +40,7 @@ from simulator.policy import Policy, PolicyError, parse_policies
 from tenants import clock
 from tenants.pagination import decode_cursor_as, keyset_page, utc_moment
 from tenants.scope import TenantScope
+from tenants.transactions import write_transaction
 
 log = structlog.get_logger("kravlab.simulations")
 
@@ -48,10 +49,25 @@ DRAWS = 100
 # RQ stops a job after this long: a first fit of a large book is part of the job.
 JOB_TIMEOUT_SECONDS = 3600
 MAX_CANDIDATES = 6
+# One policy document (a candidate or the baseline) as JSON at most, and the request's body:
+# six candidates and a baseline at the document limit, with room for the rest.
+MAX_DOCUMENT_BYTES = 64 * 1024
+MAX_BODY_BYTES = 512 * 1024
+# A cohort spans at most this many days of due dates (three years): a longer one is a typo or
+# a request for the whole history, which the default cohort already is.
+MAX_COHORT_DAYS = 3 * 366
 
 
 class SimulationConflict(ClientException):
     status_code = 409
+
+
+class TooManySimulations(TooManyRequestsException):
+    """The tenant has KRAVLAB_MAX_ACTIVE_SIMULATIONS queued or running already (429)."""
+
+
+# What a refused request is told to wait before trying again: a small book's simulation.
+RETRY_AFTER_SECONDS = 30
 
 
 # (policy id, version number, policy, its document): one live version of the tenant.
@@ -69,7 +85,7 @@ async def live_versions(scope: TenantScope) -> list[Live]:
     out = []
     for r in rows:
         document = json.loads(r["document"])
-        out.append((r["policy"], r["number"], policies.parse(document), document))
+        out.append((r["policy"], r["number"], policies.parse(document, stored=True), document))
     return out
 
 
@@ -84,9 +100,16 @@ def _documents(document: Any) -> list[dict[str, Any]]:
     return [document]
 
 
-def _parse(document: Any, path: str) -> list[Policy]:
+def _parse(document: Any, path: str, stored: bool = False) -> list[Policy]:
+    """A request's policy document, bounded in size; a `stored` version is held to the rules
+    only (it may predate the bounds, and was checked when it was written)."""
+    size = len(json.dumps(document, default=str).encode())
+    if not stored and size > MAX_DOCUMENT_BYTES:
+        raise InvalidInput(
+            [FieldError(path, f"a policy document of at most {MAX_DOCUMENT_BYTES} bytes as JSON")]
+        )
     try:
-        return parse_policies(document)
+        return parse_policies(document, bounded=not stored)
     except PolicyError as exc:
         raise InvalidInput(
             [FieldError(f"{path}.{where}" if where else path, why) for where, why in exc.violations]
@@ -127,6 +150,7 @@ def _in_place(live: list[Live], policy_id: UUID, policy: Policy, path: str) -> l
 async def resolve(scope: TenantScope, request: dict[str, Any]) -> dict[str, Any]:
     """The request with every policy as documents (what the job will forecast), or
     InvalidInput naming each bad path."""
+    cohort = _cohort(request.get("cohort") or {})
     live = await live_versions(scope)
     live_docs = [entry[3] for entry in live]
     baseline = request.get("baseline", "live")
@@ -157,7 +181,7 @@ async def resolve(scope: TenantScope, request: dict[str, Any]) -> dict[str, Any]
                 ref = {"policy_id": policy_id, "version": number}
                 row = await _version(scope, ref, path)
                 document = json.loads(row["document"])
-                (policy,) = _parse(document, path)
+                (policy,) = _parse(document, path, stored=True)
                 in_place = _in_place(live, policy_id, policy, path)
                 candidates[name] = {
                     "version": {"policy_id": str(policy_id), "version": number},
@@ -172,7 +196,6 @@ async def resolve(scope: TenantScope, request: dict[str, Any]) -> dict[str, Any]
             errors.append(FieldError(f"{path}.policy_id", "not a UUID"))
     if errors:
         raise InvalidInput(errors)
-    cohort = request.get("cohort") or {}
     return {
         "candidates": candidates,
         "baseline": base,
@@ -185,15 +208,69 @@ async def resolve(scope: TenantScope, request: dict[str, Any]) -> dict[str, Any]
     }
 
 
+def _cohort(cohort: dict[str, Any]) -> dict[str, Any]:
+    """The cohort's due dates as given, or InvalidInput: not reversed, and at most
+    MAX_COHORT_DAYS apart (an open end is the default cohort's: up to today, or the year up
+    to due_to)."""
+    due_from, due_to = (
+        date.fromisoformat(v) if isinstance(v, str) else v
+        for v in (cohort.get("due_from"), cohort.get("due_to"))
+    )
+    if due_from is not None:
+        end = due_to if due_to is not None else clock.now().date()
+        if due_to is not None and due_to < due_from:
+            raise InvalidInput([FieldError("cohort.due_to", "before cohort.due_from")])
+        if due_to is None and due_from > end:
+            raise InvalidInput(
+                [FieldError("cohort.due_from", "after today: give due_to for a later cohort")]
+            )
+        if (end - due_from).days > MAX_COHORT_DAYS:
+            raise InvalidInput(
+                [
+                    FieldError(
+                        "cohort",
+                        f"the due dates span at most {MAX_COHORT_DAYS} days "
+                        "(an open due_to is today)",
+                    )
+                ]
+            )
+    return {"due_from": due_from, "due_to": due_to}
+
+
 def request_key(resolved: dict[str, Any], version: str) -> str:
     text = json.dumps(resolved, sort_keys=True, default=str) + "|" + version
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def simulation_job_id(simulation_id: UUID | str) -> str:
+    """The RQ job id of a simulation: known from the row, so a lost job can be told."""
+    return f"simulation-{simulation_id}"
+
+
 async def settle_stale(scope: TenantScope, settings: Settings) -> None:
     """Simulations whose worker died (a heartbeat silent for KRAVLAB_JOB_STALE_SECONDS)
-    failed."""
+    failed; so did queued ones older than that whose job Redis no longer holds (a restart
+    loses every job here): left queued they would hold the tenant's cap for good."""
+    from backend import queue
+
     cutoff = clock.now() - timedelta(seconds=settings.job_stale_seconds)
+    waiting = await scope.select(Simulation, Simulation.id).where(
+        (Simulation.status == "queued") & (Simulation.created_at < cutoff)
+    )
+    by_job = {simulation_job_id(row["id"]): row["id"] for row in waiting}
+    lost = await queue.lost_jobs(settings, list(by_job))
+    if lost:
+        await scope.update(
+            Simulation,
+            {
+                Simulation.status: "failed",
+                Simulation.error: "its job was lost from the queue (Redis restarted) or died before it "
+                "started; run it again",
+                Simulation.finished_at: clock.now(),
+            },
+        ).where(
+            Simulation.id.is_in([by_job[job] for job in lost]) & (Simulation.status == "queued")
+        )
     await scope.update(
         Simulation,
         {
@@ -228,53 +305,76 @@ async def create(
     resolved = await resolve(scope, request)
     key = request_key(resolved, await data_version(scope))
     await settle_stale(scope, settings)
-    if portfolio is None:
-        same = (
-            await scope.select(Simulation)
-            .where(
-                (Simulation.request_key == key)
-                & Simulation.status.is_in(["queued", "running", "done"])
-            )
-            .order_by(Simulation.created_at, ascending=False)
-            .first()
-        )
-        if same is not None:
-            return same, True
     simulation_id = uuid4()
-    await scope.insert(
-        Simulation,
-        {
-            "id": simulation_id,
-            "status": "queued",
-            "request": json.dumps(resolved, default=str),
-            "request_key": key,
-            "created_by": scope.principal.actor,
-            "created_at": clock.now(),
-            "portfolio": portfolio,
-        },
-    )
-    versions = [
-        {
-            "id": uuid4(),
-            "simulation": simulation_id,
-            "policy": UUID(c["version"]["policy_id"]),
-            "version": c["version"]["version"],
-            "name": name,
-            "baseline": json.dumps(resolved["live"]),
-        }
-        for name, c in resolved["candidates"].items()
-        if c["version"] is not None
-    ]
-    if versions:
-        await scope.insert(SimulatedVersion, *versions)
+    async with write_transaction():
+        await scope.lock("simulations")  # two requests at once must not both pass the cap
+        if portfolio is None:
+            same = (
+                await scope.select(Simulation)
+                .where(
+                    (Simulation.request_key == key)
+                    & Simulation.status.is_in(["queued", "running", "done"])
+                )
+                .order_by(Simulation.created_at, ascending=False)
+                .first()
+            )
+            if same is not None:
+                return same, True
+            # a cancelled one whose forecast still runs (its heartbeat is fresh) holds a
+            # worker as much as a running one: cancel-and-resubmit must not pass the cap
+            working = clock.now() - timedelta(seconds=settings.job_stale_seconds)
+            active = await scope.count(Simulation).where(
+                (
+                    Simulation.status.is_in(["queued", "running"])
+                    | ((Simulation.status == "cancelled") & (Simulation.heartbeat_at > working))
+                )
+                & Simulation.portfolio.is_null()
+            )
+            if active >= settings.max_active_simulations:
+                raise TooManySimulations(
+                    f"{active} simulations of this tenant are queued or running, the most "
+                    f"there may be (KRAVLAB_MAX_ACTIVE_SIMULATIONS): wait for one to finish, "
+                    "or cancel one",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+        await scope.insert(
+            Simulation,
+            {
+                "id": simulation_id,
+                "status": "queued",
+                "request": json.dumps(resolved, default=str),
+                "request_key": key,
+                "created_by": scope.principal.actor,
+                "created_at": clock.now(),
+                "portfolio": portfolio,
+            },
+        )
+        versions = [
+            {
+                "id": uuid4(),
+                "simulation": simulation_id,
+                "policy": UUID(c["version"]["policy_id"]),
+                "version": c["version"]["version"],
+                "name": name,
+                "baseline": json.dumps(resolved["live"]),
+            }
+            for name, c in resolved["candidates"].items()
+            if c["version"] is not None
+        ]
+        if versions:
+            await scope.insert(SimulatedVersion, *versions)
     if enqueue:
         try:
+            # A model to fit first is fitted once, by a job this one waits for.
+            fit = await tenant_model.fit_to_wait_for(scope, settings)
             queue.enqueue(
                 settings,
                 run_simulation,
                 str(scope.tenant_id),
                 str(simulation_id),
+                job_id=simulation_job_id(simulation_id),
                 timeout=JOB_TIMEOUT_SECONDS,
+                depends_on=[fit] if fit and settings.redis_url else None,
             )
         except queue.QueueUnavailable:
             await scope.delete(Simulation).where(Simulation.id == simulation_id)
@@ -288,10 +388,11 @@ def _candidates(resolved: dict[str, Any]) -> dict[str, list[Policy] | str]:
     out: dict[str, list[Policy] | str] = {
         base["name"]: ACTUAL
         if base["kind"] == ACTUAL
-        else [p for d in base["policies"] for p in parse_policies(d)]
+        else [p for d in base["policies"] for p in parse_policies(d, bounded=False)]
     }
     for name, candidate in resolved["candidates"].items():
-        out[name] = [p for d in candidate["policies"] for p in parse_policies(d)]
+        # checked when the request was resolved (stored versions may predate the bounds)
+        out[name] = [p for d in candidate["policies"] for p in parse_policies(d, bounded=False)]
     return out
 
 
@@ -323,6 +424,19 @@ async def run_now(scope: TenantScope, settings: Settings, simulation_id: UUID) -
         )
         return row["status"] if row else "missing"
     resolved = json.loads(claimed[0]["request"])
+    try:
+        return await _run_claimed(scope, settings, simulation_id, resolved)
+    finally:
+        # A cancelled simulation counts against the cap while its work goes on (the forecast
+        # cannot be stopped midway): once it has ended, it no longer does.
+        await scope.update(Simulation, {Simulation.heartbeat_at: None}).where(
+            (Simulation.id == simulation_id) & (Simulation.status == "cancelled")
+        )
+
+
+async def _run_claimed(
+    scope: TenantScope, settings: Settings, simulation_id: UUID, resolved: dict[str, Any]
+) -> str:
 
     async def beat() -> None:
         await _set(scope, simulation_id, heartbeat_at=clock.now())

@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
 from backend import portfolio
+from backend.api.statuses import error_response
 from backend.settings import Settings
 from tenants.access import Principal
 from tenants.scope import AgencyScope
@@ -27,7 +28,7 @@ class PortfolioIn(Struct, forbid_unknown_fields=True):
 
 class PortfolioOut(Struct):
     id: UUID
-    status: Literal["queued", "running", "done", "partial", "failed"]
+    status: Literal["queued", "running", "done", "partial", "failed", "cancelled"]
     created_at: datetime
     created_by: str
     finished_at: datetime | None
@@ -53,6 +54,19 @@ class PortfolioSimulationController(Controller):
         "/",
         status_code=202,
         opt={"permission": "portfolio:simulate", "body": PortfolioIn},
+        responses={
+            409: error_response(
+                409,
+                "A tenant's part cannot be created (the message names it; nothing was "
+                "written), or a request with this Idempotency-Key is in flight",
+            ),
+            422: error_response(
+                422,
+                "Invalid input: an unknown tenant (tenant_ids[i]), more tenants than "
+                "KRAVLAB_MAX_PORTFOLIO_TENANTS (tenant_ids), or the Idempotency-Key was used "
+                "for another request",
+            ),
+        },
         summary="Forecast every client's live policies: one job per tenant, then a combining job",
     )
     async def create_portfolio(
@@ -77,3 +91,16 @@ class PortfolioSimulationController(Controller):
     ) -> PortfolioOut:
         AgencyScope.open(principal)  # the agency's own: a tenant's credential gets 404
         return msgspec.convert(await portfolio.get(run_id), PortfolioOut)
+
+    @delete(
+        "/{run_id:uuid}",
+        status_code=200,
+        opt={"permission": "portfolio:simulate"},
+        raises=[portfolio.PortfolioConflict],
+        summary="Cancel a portfolio simulation that has not ended, and its unfinished parts",
+    )
+    async def cancel_portfolio(
+        self, principal: NamedDependency[Principal], run_id: FromPath[UUID]
+    ) -> PortfolioOut:
+        agency = AgencyScope.open(principal)  # the agency's own: a tenant's credential gets 404
+        return msgspec.convert(await portfolio.cancel(agency, run_id), PortfolioOut)

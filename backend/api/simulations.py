@@ -15,6 +15,7 @@ from msgspec import Meta, Struct
 from backend import simulations, tenant_model
 from backend.api.deps import Cursor, Limit
 from backend.api.page import Page
+from backend.api.statuses import error_response
 from backend.settings import Settings
 from tenants.scope import TenantScope
 
@@ -127,6 +128,16 @@ class SimulationController(Controller):
         "/simulations",
         status_code=202,
         opt={"permission": "simulations:run", "body": SimulationIn},
+        request_max_body_size=simulations.MAX_BODY_BYTES,
+        responses={
+            413: error_response(413, "The request body exceeds 512 KiB"),
+            429: error_response(
+                429,
+                "Rate limit used up, or the tenant already has KRAVLAB_MAX_ACTIVE_SIMULATIONS "
+                "(default 3) simulations queued or running: retry after the Retry-After "
+                "header's seconds, or cancel one",
+            ),
+        },
         summary="Queue a what-if forecast of candidate policies against a baseline",
     )
     async def create_simulation(

@@ -61,9 +61,10 @@ WHY = {
 }
 
 
-def error_response(status: int) -> ResponseSpec:
+def error_response(status: int, why: str | None = None) -> ResponseSpec:
+    """The error shape for `status`, described as WHY says or as `why` says for one route."""
     return ResponseSpec(
-        data_container=Error, description=WHY.get(status, "Error"), generate_examples=False
+        data_container=Error, description=why or WHY.get(status, "Error"), generate_examples=False
     )
 
 

@@ -13,6 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
+from backend import offboarding
 from backend.api.deps import Cursor, Limit
 from backend.api.page import Page
 from backend.api.tenant_schemas import (
@@ -31,6 +32,7 @@ from backend.api.tenant_schemas import (
     TenantStatus,
     User,
 )
+from backend.settings import Settings
 from backend.validation import SINGLE_LINE, FieldError, InvalidInput
 from tenants import audit, onboarding
 from tenants.access import SCOPES, Principal
@@ -154,9 +156,12 @@ class TenantController(Controller):
         summary="Offboard: erase the tenant and all its data",
     )
     async def offboard(
-        self, tenant_id: FromPath[UUID], principal: NamedDependency[Principal]
+        self,
+        tenant_id: FromPath[UUID],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
     ) -> None:
-        await onboarding.offboard(tenant_id, principal)
+        await offboarding.offboard(tenant_id, principal, settings)
 
     @post(
         "/{tenant_id:uuid}/api-keys",

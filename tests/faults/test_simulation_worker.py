@@ -146,7 +146,7 @@ async def test_a_portfolio_fans_out_over_two_workers_and_combines(migrated, own_
     from rq.job import Job
     from rq.registry import FinishedJobRegistry
 
-    from backend.queue import QUEUE_NAME
+    from backend.queue import SIMULATION_QUEUE
 
     live = LiveServer(REDIS_URL=own_redis.url).start()
     workers = [_worker(own_redis.url), _worker(own_redis.url)]
@@ -200,7 +200,7 @@ async def test_a_portfolio_fans_out_over_two_workers_and_combines(migrated, own_
             assert min(recoveries) <= sek["recovery"]["90"] <= max(recoveries)
 
         connection = Redis.from_url(own_redis.url)
-        finished = FinishedJobRegistry(queue=Queue(QUEUE_NAME, connection=connection))
+        finished = FinishedJobRegistry(queue=Queue(SIMULATION_QUEUE, connection=connection))
         jobs = [Job.fetch(job_id, connection=connection) for job_id in finished.get_job_ids()]
         names = {job.func_name.rsplit(".", 1)[-1] for job in jobs}
         assert {"run_simulation", "combine_portfolio"} <= names

@@ -709,3 +709,39 @@ async def test_the_letters_job_runs_in_an_rq_worker(engine_server, admin, settin
                 await http.get(tenant.path(f"/invoices/{ids[f'L-{i}']}/contacts"), headers=session)
             ).json()
             assert [(c["status"], c["letter_id"] is not None) for c in contacts] == [("sent", True)]
+
+
+async def test_a_live_policy_stored_before_the_step_bound_still_runs(engine_server, admin):
+    """The 50-step bound is for what is written now; a live version stored before it was set
+    must go on being carried out (and previewed, and simulated against), not fail every
+    day's run."""
+    import json
+    from uuid import UUID
+
+    from backend.tables import PolicyVersion
+    from simulator.policy import MAX_STEPS
+    from tenants.scope import TenantScope
+
+    async with httpx.AsyncClient(base_url=engine_server.url, timeout=120) as http:
+        tenant, session, _ = await _setup(http, admin)
+        long = {
+            "name": "Long",
+            "steps": [
+                {"day": 1 + 3 * i, "action": "reminder", "channel": "email"}
+                for i in range(MAX_STEPS + 10)
+            ],
+        }
+        too_long = await http.post(tenant.path("/policies"), json={"policy": long}, headers=session)
+        assert too_long.status_code == 422 and "steps" in too_long.text  # refused when written
+        scope = await TenantScope.open(UUID(tenant.id), _system())
+        await scope.update(PolicyVersion, {PolicyVersion.document: json.dumps(long)}).where(
+            PolicyVersion.status == "live"
+        )
+        today = date.today().isoformat()
+        preview = await http.get(tenant.path(f"/dunning/preview?date={today}"), headers=session)
+        assert preview.status_code == 200, preview.text
+        run = await http.post(tenant.path("/dunning/run"), json={"date": today}, headers=session)
+        assert run.status_code == 200, run.text
+        assert run.json()["recorded"] >= 1  # the late invoice's due steps went out
+        listed = await http.get(tenant.path("/policies"), headers=session)
+        assert listed.status_code == 200, listed.text

@@ -122,6 +122,7 @@ ROUTE_PERMISSIONS = {
     ("POST", T + "/model"): "simulations:run",
     ("POST", "/api/v1/portfolio/simulations"): "portfolio:simulate",
     ("GET", "/api/v1/portfolio/simulations/{run_id}"): "portfolio:simulate",
+    ("DELETE", "/api/v1/portfolio/simulations/{run_id}"): "portfolio:simulate",
     ("POST", T + "/imports"): "imports:write",
     ("GET", T + "/imports"): "read",
     ("GET", T + "/imports/{import_id}"): "read",

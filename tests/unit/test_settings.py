@@ -63,6 +63,10 @@ def test_production_requires_a_secret(monkeypatch, tmp_path):
         ("KRAVLAB_SMTP_TLS", "ssl3", "KRAVLAB_SMTP_TLS"),
         ("KRAVLAB_SMTP_PORT", "70000", "KRAVLAB_SMTP_PORT"),
         ("KRAVLAB_SMS_GATEWAY_URL", "ftp://sms/x", "KRAVLAB_SMS_GATEWAY_URL"),
+        ("KRAVLAB_MAX_ACTIVE_SIMULATIONS", "0", "at least 1"),
+        ("KRAVLAB_MAX_PORTFOLIO_TENANTS", "-3", "at least 1"),
+        ("KRAVLAB_MODELS_KEPT", "0", "at least 1"),
+        ("KRAVLAB_MODELS_KEPT", "many", "integer"),
     ],
 )
 def test_bad_settings_are_refused(monkeypatch, tmp_path, name, value, match):
@@ -132,6 +136,9 @@ SAMPLES = {
     "KRAVLAB_WEBHOOK_INTERVAL_SECONDS": ("0.5", 0.5),
     "KRAVLAB_MAX_IMPORT_BYTES": ("1048576", 1048576),
     "KRAVLAB_IMPORT_TIMEOUT_SECONDS": ("120", 120.0),
+    "KRAVLAB_MAX_ACTIVE_SIMULATIONS": ("5", 5),
+    "KRAVLAB_MAX_PORTFOLIO_TENANTS": ("20", 20),
+    "KRAVLAB_MODELS_KEPT": ("1", 1),
 }
 
 
