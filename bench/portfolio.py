@@ -293,11 +293,12 @@ async def bench(dsn: str, built: bool, tenants: int, invoices: int, repeat: int)
     rows_after = await BookMonth.count()
     folded_runs, _ = await timed(lambda: figures.monthly(agency, TODAY, 12), repeat)
     await database.close_pool(engine)
-    totals = answer["totals"]
-    print(
-        f"portfolio: {len(answer['clients'])} clients, outstanding {totals['outstanding']:,} öre "
-        f"on {totals['open_invoices']:,} open invoices, DSO {totals['dso']}"
-    )
+    for totals in answer["totals"]:
+        print(
+            f"portfolio: {totals['clients']} clients in {totals['currency']}, outstanding "
+            f"{totals['outstanding']:,} minor units on {totals['open_invoices']:,} open invoices, "
+            f"DSO {totals['dso']}"
+        )
     print(f"dashboard: outstanding {board['outstanding']:,} öre, {board['open_invoices']:,} open")
     print(f"baseline  SELECT count(*) all invoices   {median_ms(full_scan):8.1f} ms")
     print(f"baseline  SELECT count(*) unpaid         {median_ms(unpaid_scan):8.1f} ms")

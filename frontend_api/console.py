@@ -112,9 +112,7 @@ def render(
     html = _templates.get_template(template).render(
         t=i18n.translator(lang),
         lang=lang,
-        money=lambda minor, currency="SEK", decimals=False: i18n.money(
-            minor, currency, lang, decimals
-        ),
+        money=lambda minor, currency, decimals=False: i18n.money(minor, currency, lang, decimals),
         number=lambda value: i18n.number(value, lang),
         day=i18n.day,
         principal=principal if isinstance(principal, Principal) else None,
@@ -253,8 +251,8 @@ async def portfolio_trend(
 ) -> Response[str]:
     """The months, loaded after the table (past months from `book_months`, this month
     summed from the book)."""
-    trend = await figures.monthly(AgencyScope.open(principal), book.today(), 12)
-    return render(request, "_trend.html", trend=trend)
+    series = await figures.monthly(AgencyScope.open(principal), book.today(), 12)
+    return render(request, "_trend.html", series=series)
 
 
 @get("/work", opt={"permission": "cases:work"}, include_in_schema=False)
@@ -264,8 +262,12 @@ async def work_page(
     agency = AgencyScope.open(principal)
     open_cases, _ = await cases.agency_page(agency, "open", 200, None)
     calls = await dunning.call_queue(agency, 200)
-    names = {str(r["id"]): r["name"] for r in await Tenant.select(Tenant.id, Tenant.name)}
-    return render(request, "work.html", cases=open_cases, calls=calls, names=names)
+    tenants = await Tenant.select(Tenant.id, Tenant.name, Tenant.currency)
+    names = {str(r["id"]): r["name"] for r in tenants}
+    currencies = {str(r["id"]): r["currency"] for r in tenants}
+    return render(
+        request, "work.html", cases=open_cases, calls=calls, names=names, currencies=currencies
+    )
 
 
 T = "/tenants/{tenant_id:uuid}"
@@ -282,6 +284,7 @@ async def case_page(
         template,
         case=case,
         tenant_id=tenant.tenant_id,
+        currency=tenant.currency,
         tenant_name=await _tenant_name(tenant.tenant_id),
     )
 
@@ -289,7 +292,9 @@ async def case_page(
 async def _case_done(
     request: Request[Any, Any, Any], tenant: TenantScope, case: dict[str, Any]
 ) -> Response[str]:
-    return render(request, "_case.html", case=case, tenant_id=tenant.tenant_id)
+    return render(
+        request, "_case.html", case=case, tenant_id=tenant.tenant_id, currency=tenant.currency
+    )
 
 
 @post(
@@ -664,7 +669,12 @@ async def simulation_page(
     simulation_id: FromPath[UUID],
 ) -> Response[str]:
     view = await simulations.get(tenant, settings, simulation_id)
-    context: dict[str, Any] = {"sim": view, "tenant_id": tenant.tenant_id, **_comparison(view)}
+    context: dict[str, Any] = {
+        "sim": view,
+        "tenant_id": tenant.tenant_id,
+        "currency": tenant.currency,
+        **_comparison(view),
+    }
     if _is_htmx(request) and request.headers.get("hx-target") == "simulation":
         return render(request, "_simulation.html", **context)
     return render(

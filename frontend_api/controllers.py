@@ -21,7 +21,14 @@ from backend.validation import SINGLE_LINE
 from frontend_api import figures
 from frontend_api.dashboard import dashboard
 from frontend_api.portfolio import portfolio
-from frontend_api.schemas import DashboardOut, MonthOut, PortfolioOut, SortKey, TrendOut
+from frontend_api.schemas import (
+    CurrencyTrend,
+    DashboardOut,
+    MonthOut,
+    PortfolioOut,
+    SortKey,
+    TrendOut,
+)
 from tenants.access import Principal
 from tenants.scope import AgencyScope, TenantScope
 
@@ -77,8 +84,13 @@ class PortfolioController(Controller):
         agency = AgencyScope.open(principal)
         scope: figures.Scope = agency if client is None else await agency.tenant(client)
         on = today()
+        found = await figures.monthly(scope, on, months)
         return TrendOut(
-            on, msgspec.convert(await figures.monthly(scope, on, months), list[MonthOut])
+            on,
+            [
+                CurrencyTrend(currency, msgspec.convert(series, list[MonthOut]))
+                for currency, series in found.items()
+            ],
         )
 
 

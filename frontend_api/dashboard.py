@@ -101,7 +101,7 @@ async def dashboard(scope: TenantScope, as_of: date, months: int = 12) -> dict[s
         **book_fields(book),
         "open_cases": open_cases,
         "cash_in": cash_in,
-        "monthly": await figures.monthly(scope, as_of, months),
+        "monthly": (await figures.monthly(scope, as_of, months))[scope.currency],
         "recent_contacts": list(contacts),
         "unmatched": {
             "count": int(unmatched_total["n"] or 0) if unmatched_total else 0,

@@ -52,6 +52,8 @@ from backend.tables import (
     TenantModel,
     WebhookDelivery,
 )
+from tenants.scope import TenantScope
+from tenants.tables import Tenant
 
 SALES_WINDOW_DAYS = 90
 DSO_METHOD = (
@@ -326,44 +328,67 @@ TREND = {
 }
 
 
+Months = dict[tuple[int, int], dict[str, int]]
+
+
 @sums
-async def monthly(scope: Scope, as_of: date, months: int) -> list[dict[str, Any]]:
-    """Invoiced, cash in and fees per calendar month, the last `months` up to `as_of`.
+async def monthly(scope: Scope, as_of: date, months: int) -> dict[str, list[dict[str, Any]]]:
+    """Invoiced, cash in and fees per calendar month, the last `months` up to `as_of`, per
+    currency (the clients of one currency summed; kronor and euros are never added up).
 
     The months before `as_of`'s are read from `book_months` (a few rows per tenant and
     month, kept by the database's triggers), `as_of`'s own month from the book up to that
     day: the same figures as `monthly_from_book`, a hundredfold fewer rows read."""
     first = _month_start(as_of, months - 1)
     current = _month_start(as_of, 0)
-    series = _empty_months(first, as_of)
+    currencies = await _currencies(scope)
+    series = {c: _empty_months(first, as_of) for c in sorted(set(currencies.values()))}
     rows = await (
         scope.select(
-            BookMonth, BookMonth.month, BookMonth.measure, Sum(BookMonth.value, alias="total")
+            BookMonth,
+            BookMonth.tenant,
+            BookMonth.month,
+            BookMonth.measure,
+            Sum(BookMonth.value, alias="total"),
         )
         .where((BookMonth.month >= first) & (BookMonth.month < current))
         .where(BookMonth.measure.is_in(list(TREND.values())))
-        .group_by(BookMonth.month, BookMonth.measure)
+        .group_by(BookMonth.tenant, BookMonth.month, BookMonth.measure)
     )
     names = {measure: name for name, measure in TREND.items()}
     for row in rows:
+        currency = currencies.get(_key(row["tenant"]))
+        if currency is None:  # a tenant onboarded since the currencies were read
+            continue
         when = _date(row["month"])
-        series[(when.year, when.month)][names[row["measure"]]] += int(row["total"] or 0)
-    await _sum_days(scope, series, current, as_of)
-    return _series(series)
+        series[currency][(when.year, when.month)][names[row["measure"]]] += int(row["total"] or 0)
+    await _sum_days(scope, currencies, series, current, as_of)
+    return {currency: _series(months) for currency, months in series.items()}
 
 
 @sums
-async def monthly_from_book(scope: Scope, as_of: date, months: int) -> list[dict[str, Any]]:
+async def monthly_from_book(
+    scope: Scope, as_of: date, months: int
+) -> dict[str, list[dict[str, Any]]]:
     """`monthly` summed from the invoices, payments and steps themselves: the reference
     the rollup is held to (tests), and what `monthly` reads for the month under way."""
     first = _month_start(as_of, months - 1)
-    series = _empty_months(first, as_of)
-    await _sum_days(scope, series, first, as_of)
-    return _series(series)
+    currencies = await _currencies(scope)
+    series = {c: _empty_months(first, as_of) for c in sorted(set(currencies.values()))}
+    await _sum_days(scope, currencies, series, first, as_of)
+    return {currency: _series(months) for currency, months in series.items()}
 
 
-def _empty_months(first: date, last: date) -> dict[tuple[int, int], dict[str, int]]:
-    series: dict[tuple[int, int], dict[str, int]] = {}
+async def _currencies(scope: Scope) -> dict[str, str]:
+    """Each tenant's currency (keys: tenant id text), fixed at onboarding: every row of a
+    tenant's book is in it (ingest refuses any other)."""
+    if isinstance(scope, TenantScope):
+        return {_key(scope.tenant_id): scope.currency}
+    return {_key(r["id"]): r["currency"] for r in await Tenant.select(Tenant.id, Tenant.currency)}
+
+
+def _empty_months(first: date, last: date) -> Months:
+    series: Months = {}
     cursor = first
     while cursor <= last:
         series[(cursor.year, cursor.month)] = dict.fromkeys(TREND, 0)
@@ -371,14 +396,19 @@ def _empty_months(first: date, last: date) -> dict[tuple[int, int], dict[str, in
     return series
 
 
-def _series(series: dict[tuple[int, int], dict[str, int]]) -> list[dict[str, Any]]:
+def _series(series: Months) -> list[dict[str, Any]]:
     return [{"month": f"{y:04d}-{m:02d}", **values} for (y, m), values in sorted(series.items())]
 
 
 async def _sum_days(
-    scope: Scope, series: dict[tuple[int, int], dict[str, int]], first: date, last: date
+    scope: Scope,
+    currencies: dict[str, str],
+    series: dict[str, Months],
+    first: date,
+    last: date,
 ) -> None:
-    """Add the book's invoiced, cash in and fees of the days `first` … `last` to `series`."""
+    """Add the book's invoiced, cash in and fees of the days `first` … `last` to each
+    tenant's currency's `series`."""
     for table, day, amount, name, extra in (
         (Invoice, Invoice.issue_date, Invoice.amount, "invoiced", Invoice.origin == "live"),
         (Payment, Payment.paid_date, Payment.amount, "cash_in", None),
@@ -390,20 +420,27 @@ async def _sum_days(
             DunningStep.status.not_in(["failed", "skipped"]),
         ),
     ):
-        # Grouped by the day itself (the index's own order: no expression per row), the
-        # days then summed into months here: at most 31 rows a month per table.
+        # Grouped by the day itself and the tenant (the covering index's own order: no
+        # expression per row), the days then summed into months here: at most 31 rows a
+        # month per table and tenant.
         query = (
-            scope.select(table, day.as_alias("day"), Sum(amount, alias="total"))
+            scope.select(
+                table,
+                table.tenant.as_alias("tenant"),
+                day.as_alias("day"),
+                Sum(amount, alias="total"),
+            )
             .where((day >= first) & (day <= last))
-            .group_by(day)
+            .group_by(day, table.tenant)
         )
         if extra is not None:
             query = query.where(extra)
         for row in await query:
+            currency = currencies.get(_key(row["tenant"]))
             when = _date(row["day"])
             key = (when.year, when.month)
-            if key in series:
-                series[key][name] += int(row["total"] or 0)
+            if currency is not None and key in series[currency]:
+                series[currency][key][name] += int(row["total"] or 0)
 
 
 def _cohort_months(as_of: date, cohorts: int) -> list[date]:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+from simulator.currency import minor_unit_exponent
+
 LANGUAGES = ("sv", "en")
 DEFAULT = "sv"
 COOKIE = "kravlab_lang"
@@ -222,19 +224,22 @@ def translator(lang: str) -> Callable[[str], str]:
 
 
 def money(minor: int | None, currency: str, lang: str, decimals: bool = False) -> str:
-    """`1 234 kr` / `SEK 1,234` (whole units) or with öre, from integer minor units."""
+    """`1 234 kr` / `SEK 1,234` (whole units) or with öre, from integer minor units in the
+    currency's own ISO 4217 exponent (JPY has none, BHD three)."""
     if minor is None:
         return "–"
+    exponent = minor_unit_exponent(currency)
     sign = "−" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), 100)
-    if not decimals and cents >= 50:
+    whole, fraction = divmod(abs(minor), 10**exponent)
+    if not decimals and exponent and fraction * 2 >= 10**exponent:
         whole += 1
+    shown = decimals and exponent > 0
     grouped = f"{whole:,}"
     if pick(lang) == "sv":
-        text = grouped.replace(",", "\u00a0") + (f",{cents:02d}" if decimals else "")
+        text = grouped.replace(",", "\u00a0") + (f",{fraction:0{exponent}d}" if shown else "")
         unit = "kr" if currency == "SEK" else currency
         return f"{sign}{text}\u00a0{unit}"
-    text = grouped + (f".{cents:02d}" if decimals else "")
+    text = grouped + (f".{fraction:0{exponent}d}" if shown else "")
     return f"{sign}{currency}\u00a0{text}"
 
 

@@ -7,6 +7,7 @@ client together, raises alerts, and sorts and filters the fifty-odd rows that re
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -97,7 +98,9 @@ async def portfolio(
         reference_rates.missing_rate_alert(as_of),
     )
     rows = []
-    total = figures.Book()
+    # One set of totals per currency: the clients' books are summed only where they share it.
+    totals: dict[str, figures.Book] = {}
+    clients: dict[str, int] = defaultdict(int)
     for tenant in tenants:
         key = figures.tenant_key(tenant["id"])
         book = books.get(key, figures.Book())
@@ -126,6 +129,8 @@ async def portfolio(
         if rate is not None:
             row["alerts"].append({"kind": "reference_rate_missing", "message": rate.message})
         rows.append(row)
+        total = totals.setdefault(tenant["currency"], figures.Book())
+        clients[tenant["currency"]] += 1
         total.outstanding += book.outstanding
         total.open_invoices += book.open_invoices
         total.invoiced_90d += book.invoiced_90d
@@ -144,7 +149,10 @@ async def portfolio(
         "dso_method": figures.DSO_METHOD,
         "sort": sort,
         "order": "desc" if descending else "asc",
-        "totals": {**_book_fields(total), "clients": len(tenants)},
+        "totals": [
+            {"currency": currency, **_book_fields(totals[currency]), "clients": clients[currency]}
+            for currency in sorted(totals)
+        ],
         "clients": rows,
         "reference_rate_missing": rate.message if rate else None,
     }

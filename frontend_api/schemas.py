@@ -111,7 +111,8 @@ class ClientRow(BookFigures, kw_only=True):
 
 
 class PortfolioTotals(BookFigures, kw_only=True):
-    clients: int
+    currency: Annotated[str, Meta(description="the currency these clients' books are in")]
+    clients: Annotated[int, Meta(description="clients whose currency this is")]
 
 
 class PortfolioOut(Struct):
@@ -119,7 +120,10 @@ class PortfolioOut(Struct):
     dso_method: str
     sort: SortKey
     order: Literal["asc", "desc"]
-    totals: PortfolioTotals
+    totals: Annotated[
+        list[PortfolioTotals],
+        Meta(description="the clients' sums, one per currency (amounts are never added across)"),
+    ]
     clients: list[ClientRow]
     reference_rate_missing: str | None
 
@@ -131,9 +135,17 @@ class MonthOut(Struct):
     fees: MinorUnits
 
 
+class CurrencyTrend(Struct):
+    currency: str
+    months: list[MonthOut]
+
+
 class TrendOut(Struct):
     as_of: date
-    months: list[MonthOut]
+    series: Annotated[
+        list[CurrencyTrend],
+        Meta(description="one per currency of the clients asked for, the clients' sums in it"),
+    ]
 
 
 class CashInDay(Struct):

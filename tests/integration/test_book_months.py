@@ -54,8 +54,8 @@ async def agree(*scopes: Any) -> list[dict[str, Any]]:
             assert rolled == await figures.monthly_from_book(scope, as_of, 36), as_of
             curves = await figures.recovery(scope, as_of, 30)
             assert curves == await figures.recovery_from_book(scope, as_of, 30), as_of
-            if not trend:
-                trend = rolled
+            if not trend:  # the first scope is one tenant's: one currency
+                (trend,) = rolled.values()
     return trend
 
 

@@ -113,8 +113,51 @@ async def test_portfolio_sums_the_book_by_bucket(client, admin, book):
     assert other["outstanding"] == 999_999
     kinds = {a["kind"] for a in row["alerts"]}
     assert "no_live_policy" in kinds and "model_missing" in kinds
-    # The totals are the clients' sums.
-    assert answer["totals"]["outstanding"] == sum(c["outstanding"] for c in answer["clients"])
+    # The totals are the clients' sums, one per currency.
+    assert [t["currency"] for t in answer["totals"]] == sorted(
+        {c["currency"] for c in answer["clients"]}
+    )
+    for totals in answer["totals"]:
+        mine = [c for c in answer["clients"] if c["currency"] == totals["currency"]]
+        assert totals["clients"] == len(mine)
+        for name in ("outstanding", "overdue", "invoiced_90d", "open_invoices"):
+            assert totals[name] == sum(c[name] for c in mine), name
+
+
+async def test_kronor_and_euros_are_never_added_up(client, admin, book):
+    """A euro client's book is summed with the other euro clients', apart from the kronor."""
+    euro = await onboard(client, admin, currency="EUR")
+    rows = [
+        invoice("E-1", amount=4_000, issue=TODAY - timedelta(days=40), due_in=30, currency="EUR")
+    ]
+    r = await client.post(euro.path("/invoices/batch"), json={"invoices": rows}, headers=euro.key)
+    assert r.status_code == 200, r.text
+    pay = [payment("E-P", 1_500, invoice_external_id="E-1", currency="EUR")]
+    r = await client.post(euro.path("/payments/batch"), json={"payments": pay}, headers=euro.key)
+    assert r.status_code == 200, r.text
+    answer = (await client.get("/api/v1/portfolio", headers=admin)).json()
+    totals = {t["currency"]: t for t in answer["totals"]}
+    euros = [c for c in answer["clients"] if c["currency"] == "EUR"]
+    assert totals["EUR"]["outstanding"] == sum(c["outstanding"] for c in euros)
+    assert _client(answer, euro.id)["outstanding"] == 2_500
+    kronor = [c for c in answer["clients"] if c["currency"] == "SEK"]
+    assert totals["SEK"]["outstanding"] == sum(c["outstanding"] for c in kronor)
+    # The trend: one series per currency; a client's own has its currency only.
+    trend = (await client.get("/api/v1/portfolio/trend?months=3", headers=admin)).json()
+    by_currency = {s["currency"]: s["months"] for s in trend["series"]}
+    assert {"SEK", "EUR"} <= set(by_currency)
+    own = (
+        await client.get(f"/api/v1/portfolio/trend?months=3&client={euro.id}", headers=admin)
+    ).json()
+    assert [s["currency"] for s in own["series"]] == ["EUR"]
+    assert sum(m["cash_in"] for m in own["series"][0]["months"]) == 1_500
+    assert sum(m["cash_in"] for m in by_currency["EUR"]) >= 1_500
+    kronor_cash = (
+        await client.get(f"/api/v1/portfolio/trend?months=3&client={book['own'].id}", headers=admin)
+    ).json()["series"][0]["months"]
+    # The agency's kronor series holds the own client's kronor and not the euro payment.
+    for month, own_month in zip(by_currency["SEK"], kronor_cash, strict=True):
+        assert month["cash_in"] >= own_month["cash_in"]
 
 
 async def test_portfolio_sorts_and_filters(client, admin, book):
@@ -140,7 +183,9 @@ async def test_portfolio_refuses_bad_queries(client, admin, query):
 async def test_trend_counts_months(client, admin, book):
     r = await client.get(f"/api/v1/portfolio/trend?months=6&client={book['own'].id}", headers=admin)
     assert r.status_code == 200, r.text
-    months = r.json()["months"]
+    (series,) = r.json()["series"]
+    assert series["currency"] == "SEK"
+    months = series["months"]
     assert len(months) == 6
     assert months[-1]["month"] == TODAY.strftime("%Y-%m")
     assert sum(m["cash_in"] for m in months) == 70_000 + 5_000 + 1_234

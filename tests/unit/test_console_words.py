@@ -62,6 +62,21 @@ def test_money_is_exact_from_minor_units(minor, lang, decimals, expected):
     assert i18n.money(minor, "SEK", lang, decimals) == expected
 
 
+@pytest.mark.parametrize(
+    ("minor", "currency", "lang", "decimals", "expected"),
+    [
+        (1_234, "JPY", "en", True, "JPY\u00a01,234"),  # the yen has no minor unit
+        (1_234, "JPY", "sv", False, "1\u00a0234\u00a0JPY"),
+        (1_234_567, "BHD", "en", True, "BHD\u00a01,234.567"),
+        (1_500, "BHD", "en", False, "BHD\u00a02"),
+        (1_499, "BHD", "sv", False, "1\u00a0BHD"),
+        (12_345, "EUR", "sv", True, "123,45\u00a0EUR"),
+    ],
+)
+def test_money_takes_the_currencys_own_exponent(minor, currency, lang, decimals, expected):
+    assert i18n.money(minor, currency, lang, decimals) == expected
+
+
 def test_numbers_and_days():
     assert i18n.number(12.25, "sv") == "12,2" or i18n.number(12.25, "sv") == "12,3"
     assert i18n.number(1234.5, "en") == "1,234.5"
