@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -33,6 +34,11 @@ log = structlog.get_logger("kravlab.portfolio")
 # The longest tenant list a request may carry (KRAVLAB_MAX_PORTFOLIO_TENANTS bounds a run).
 MAX_TENANTS = 500
 ENDED = ("done", "partial", "failed", "cancelled")
+
+
+def combine_job_id(run_id: UUID) -> str:
+    """The RQ job id of a run's combining job, so a look at Redis can tell it was lost."""
+    return f"portfolio-{run_id}"
 
 
 class PortfolioConflict(ClientException):
@@ -124,7 +130,11 @@ async def create(
                 for tenant_id, simulation_id in parts
             ]
             queue.enqueue(
-                settings, combine_portfolio, str(run_id), depends_on=[j for j in jobs if j]
+                settings,
+                combine_portfolio,
+                str(run_id),
+                job_id=combine_job_id(run_id),
+                depends_on=[j for j in jobs if j],
             )
         else:
             queue.enqueue(settings, combine_portfolio, str(run_id))
@@ -134,7 +144,7 @@ async def create(
                 await scope.delete(Simulation).where(Simulation.portfolio == run_id)
             await PortfolioRun.delete().where(PortfolioRun.id == run_id)
         raise
-    return await get(run_id)
+    return await get(run_id, settings)
 
 
 async def _settle_parts(agency: AgencyScope, run_id: UUID, why: str) -> int:
@@ -156,7 +166,7 @@ async def _settle_parts(agency: AgencyScope, run_id: UUID, why: str) -> int:
     return len(rows)
 
 
-async def cancel(agency: AgencyScope, run_id: UUID) -> dict[str, Any]:
+async def cancel(agency: AgencyScope, settings: Settings, run_id: UUID) -> dict[str, Any]:
     """Cancel a run that has not ended: the run and its unfinished parts are cancelled (a
     part's job that starts later finds it so and does nothing)."""
     ended = (
@@ -167,17 +177,22 @@ async def cancel(agency: AgencyScope, run_id: UUID) -> dict[str, Any]:
         .returning(PortfolioRun.id)
     )
     if not ended:
-        run = await get(run_id)  # 404 when there is none
+        run = await get(run_id, settings)  # 404 when there is none
         raise PortfolioConflict(f"the portfolio simulation is {run['status']}: nothing to cancel")
     await _settle_parts(agency, run_id, "the portfolio simulation was cancelled")
     log.info("portfolio simulation cancelled", run=str(run_id), by=agency.principal.actor)
-    return await get(run_id)
+    return await get(run_id, settings)
 
 
-async def get(run_id: UUID) -> dict[str, Any]:
+async def get(run_id: UUID, settings: Settings) -> dict[str, Any]:
     row = await PortfolioRun.select().where(PortfolioRun.id == run_id).first()
     if row is None:
         raise NotFoundException("portfolio simulation not found")
+    if row["status"] in ("queued", "running") and await _lost(row, settings):
+        row = {
+            **row,
+            **(await PortfolioRun.select().where(PortfolioRun.id == run_id).first() or {}),
+        }
     return {
         "id": row["id"],
         "status": row["status"],
@@ -188,6 +203,38 @@ async def get(run_id: UUID) -> dict[str, Any]:
         "tenants": json.loads(row["request"])["tenants"],
         "result": json.loads(row["result"]) if row["result"] else None,
     }
+
+
+async def _lost(row: dict[str, Any], settings: Settings) -> bool:
+    """A run not ended whose combining job Redis no longer holds (lost when it restarted,
+    or dead) would show queued or running for good: it failed, and its unfinished parts
+    with it. Not judged within KRAVLAB_JOB_STALE_SECONDS of its creation (its job is
+    enqueued just after the run is written)."""
+    from backend import queue
+
+    if row["created_at"] > clock.now() - timedelta(seconds=settings.job_stale_seconds):
+        return False
+    if not await queue.lost_jobs(settings, [combine_job_id(row["id"])]):
+        return False
+    failed = (
+        await PortfolioRun.update(
+            {
+                PortfolioRun.status: "failed",
+                PortfolioRun.error: "its combining job was lost from the queue (Redis "
+                "restarted) or died; run it again",
+                PortfolioRun.finished_at: clock.now(),
+            }
+        )
+        .where((PortfolioRun.id == row["id"]) & PortfolioRun.status.is_in(["queued", "running"]))
+        .returning(PortfolioRun.id)
+    )
+    if failed:
+        from backend.jobs import system_principal
+
+        agency = AgencyScope.open(system_principal())
+        await _settle_parts(agency, row["id"], "the portfolio simulation's combining job was lost")
+        log.warning("portfolio combining job lost", run=str(row["id"]))
+    return True
 
 
 def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -87,10 +87,13 @@ class PortfolioSimulationController(Controller):
         summary="A portfolio simulation's status, and the combined forecast once done",
     )
     async def get_portfolio(
-        self, principal: NamedDependency[Principal], run_id: FromPath[UUID]
+        self,
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        run_id: FromPath[UUID],
     ) -> PortfolioOut:
         AgencyScope.open(principal)  # the agency's own: a tenant's credential gets 404
-        return msgspec.convert(await portfolio.get(run_id), PortfolioOut)
+        return msgspec.convert(await portfolio.get(run_id, settings), PortfolioOut)
 
     @delete(
         "/{run_id:uuid}",
@@ -100,7 +103,10 @@ class PortfolioSimulationController(Controller):
         summary="Cancel a portfolio simulation that has not ended, and its unfinished parts",
     )
     async def cancel_portfolio(
-        self, principal: NamedDependency[Principal], run_id: FromPath[UUID]
+        self,
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        run_id: FromPath[UUID],
     ) -> PortfolioOut:
         agency = AgencyScope.open(principal)  # the agency's own: a tenant's credential gets 404
-        return msgspec.convert(await portfolio.cancel(agency, run_id), PortfolioOut)
+        return msgspec.convert(await portfolio.cancel(agency, settings, run_id), PortfolioOut)

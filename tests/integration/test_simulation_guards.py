@@ -443,6 +443,50 @@ async def test_jobs_lost_from_redis_do_not_hold_the_cap_for_good(redis_url, migr
         Redis.from_url(redis_url).flushdb()
 
 
+async def test_a_portfolio_run_whose_combining_job_was_lost_shows_failed(redis_url, migrated):
+    """A portfolio run waits on its combining job; after a Redis restart that job is gone
+    and the run would show queued for good. Past KRAVLAB_JOB_STALE_SECONDS it is failed,
+    its parts are settled, and a new run goes through."""
+    from redis import Redis
+
+    from tests.support.world import agency_user
+
+    Redis.from_url(redis_url).flushdb()
+    live = LiveServer(REDIS_URL=redis_url, KRAVLAB_JOB_STALE_SECONDS="2").start()
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=120) as http:
+            agency = await agency_user(http)
+            tenants = [await _book(http, agency) for _ in range(2)]
+            body = {"tenant_ids": [t.id for t in tenants], "horizon_days": 30}
+            r = await http.post("/api/v1/portfolio/simulations", json=body, headers=agency)
+            assert r.status_code == 202, r.text
+            run = f"/api/v1/portfolio/simulations/{r.json()['id']}"
+            # within the stale time the run is not judged, even with its job gone
+            Redis.from_url(redis_url).flushdb()  # the restart: every job is gone
+            assert (await http.get(run, headers=agency)).json()["status"] == "queued"
+            await asyncio.sleep(2.5)
+            lost = (await http.get(run, headers=agency)).json()
+            assert lost["status"] == "failed" and "lost" in lost["error"], lost
+            assert lost["finished_at"] is not None
+            for tenant in tenants:
+                session = await login(http, tenant.admin_email, tenant.admin_password)
+                items = (await http.get(tenant.path("/simulations"), headers=session)).json()
+                (part,) = [i for i in items["items"] if i["status"] != "done"]
+                assert part["status"] in ("cancelled", "failed"), part
+            # cancelling a failed run is a conflict, and a new run is combined by a worker
+            assert (await http.delete(run, headers=agency)).status_code == 409
+            r = await http.post("/api/v1/portfolio/simulations", json=body, headers=agency)
+            assert r.status_code == 202, r.text
+            await asyncio.to_thread(_burst_worker, redis_url)
+            again = (
+                await http.get(f"/api/v1/portfolio/simulations/{r.json()['id']}", headers=agency)
+            ).json()
+            assert again["status"] == "done", again
+    finally:
+        live.stop()
+        Redis.from_url(redis_url).flushdb()
+
+
 async def test_cancelling_a_running_simulation_frees_its_place_only_when_its_work_ends(
     redis_server,
 ):
