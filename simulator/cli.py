@@ -73,7 +73,8 @@ def add_parser(commands: Any) -> None:
     fc.add_argument(
         "--calibrate",
         action="store_true",
-        help="widen intervals by the model-form error of rolling backtests of this history",
+        help="widen intervals by the model-form error of rolling backtests of this history and "
+        "by how far the class selection's candidate models disagree about each policy",
     )
     fc.add_argument("--as-of", type=date.fromisoformat)
     fc.add_argument("--draws", type=int, default=100)

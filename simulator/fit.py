@@ -418,6 +418,20 @@ def _segment_log_lik(data: Data, theta: np.ndarray, layout: Layout) -> np.ndarra
 
 
 @dataclass
+class Variant:
+    """One of the models the class selection compared: enough of it to forecast with."""
+
+    layout: Layout
+    params: np.ndarray
+    class_share: np.ndarray  # (b2b, b2c) × classes
+    debtor_posterior: np.ndarray  # debtors × classes, on the fitted history
+
+    @property
+    def classes(self) -> int:
+        return self.layout.classes
+
+
+@dataclass
 class Fit:
     layout: Layout
     params: np.ndarray
@@ -447,6 +461,10 @@ class Fit:
     # How well the model did in rolling backtests of its own history (`backtest.summary`):
     # None until a backtest is attached. The service keeps it beside each tenant's model.
     backtest: dict[str, Any] | None = None
+    # The models the class selection compared (each number of classes, fitted on the same
+    # sample before its cut), with their debtor posteriors on this history: how far their
+    # forecasts disagree is the model-form band of calibrated intervals (`forecast`).
+    variants: list[Variant] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -917,14 +935,15 @@ def choose_classes(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     class_contacts: bool | None = None,
-) -> tuple[dict[str, Any], Fit | None]:
+) -> tuple[dict[str, Any], Fit | None, dict[int, Fit]]:
     """The number of latent classes by leave-future-out held-out likelihood.
 
     Each candidate is fitted on the history as known at a cut date (invoices issued before
     it) and scored on the invoices issued after it: every debtor's future invoices predicted
     from its own past through its class posterior, so a class that only memorises the past
     earns nothing. The fewest classes within SELECTION_STANDARD_ERRORS of the best score
-    win. Returns the report and the chosen candidate's fit (a start for the full fit).
+    win. Returns the report, the chosen candidate's fit (a start for the full fit) and
+    every candidate's fit by its number of classes (the model-form variants).
     """
     as_of = history.as_of if as_of is None else as_of
     idx = np.arange(history.size) if invoices is None else np.asarray(invoices)
@@ -959,7 +978,7 @@ def choose_classes(
     if len(train) < 500 or len(test) < 200 or len(np.unique(history.debtor[test])) < 50:
         report["chosen"] = 1
         report["reason"] = "too few invoices on one side of the cut to compare classes"
-        return report, None
+        return report, None, {}
     train_data = prepare(history, as_of=cut - 1, invoices=train)
     test_data = prepare(history, as_of=as_of, invoices=test)
     scores: dict[int, np.ndarray] = {}
@@ -1004,10 +1023,10 @@ def choose_classes(
     report["best"] = best
     report["chosen"] = chosen
     report["at_boundary"] = chosen == max(candidates)
-    return report, fits[chosen]
+    return report, fits[chosen], fits
 
 
-def posterior_start(data: Data, model: Fit) -> np.ndarray:
+def posterior_start(data: Data, model: Fit | Variant) -> np.ndarray:
     """Debtor posteriors on `data` under another fit's parameters (a warm start)."""
     w, _, _ = _e_step(data, model.params, model.layout, model.class_share)
     return w
@@ -1037,9 +1056,10 @@ def fit_history(
     (see `fit`); a parameter the history cannot identify then rests on them, and the
     model's warnings name each one."""
     selection = None
+    candidates: dict[int, Fit] = {}
     initial: list[np.ndarray] = []
     if classes is None:
-        selection, chosen_fit = choose_classes(
+        selection, chosen_fit, candidates = choose_classes(
             history, as_of, invoices, seed=seed, progress=progress, class_contacts=class_contacts
         )
         classes = int(selection["chosen"])
@@ -1061,6 +1081,11 @@ def fit_history(
         prior_override=prior_override,
     )
     model.selection = selection
+    if len(candidates) > 1:
+        model.variants = [
+            Variant(c.layout, c.params, c.class_share, posterior_start(data, c))
+            for _, c in sorted(candidates.items())
+        ]
     pooled = [
         name
         for name, is_prior in zip(model.names, model.is_prior(), strict=True)

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from simulator.exposure import Contacts
-from simulator.fit import Fit, recorded_contacts, static_codes
+from simulator.fit import Fit, Variant, recorded_contacts, static_codes
 from simulator.history import NOT_SETTLED, History, day_date
 from simulator.logging_policy import (
     LAST_DAY,
@@ -97,9 +97,13 @@ class _Groups:
     from another's only in the schedule, and building them (a bincount per parameter draw)
     cost more than replaying them."""
 
-    def __init__(self, history: History) -> None:
-        self.codes = static_codes(history)
+    def __init__(self, history: History, codes: np.ndarray | None = None) -> None:
+        self.codes = static_codes(history) if codes is None else codes
         self.plain: dict[bytes, _Grouped] = {}
+
+    def for_another_model(self, history: History) -> _Groups:
+        """The same codes, none of the rows: those hold one model's class posteriors."""
+        return _Groups(history, self.codes)
 
     def key(self, idx: np.ndarray) -> bytes:
         return hashlib.blake2b(np.ascontiguousarray(idx).tobytes(), digest_size=16).digest()
@@ -107,7 +111,7 @@ class _Groups:
 
 def _group(
     history: History,
-    fit: Fit,
+    fit: Fit | Variant,
     idx: np.ndarray,
     policy: Policy | LoggingPolicy | None,
     class_draws: np.ndarray | None,
@@ -241,7 +245,7 @@ def _same_schedules(
 
 
 def _run_banded(
-    params: np.ndarray, fit: Fit, rows: Rows, spread_rows: Rows, options: Options
+    params: np.ndarray, fit: Fit | Variant, rows: Rows, spread_rows: Rows, options: Options
 ) -> Paths:
     """`run` for the many rows of drawn schedules: every row with the estimate, and how the
     parameter and class draws move the settled amount from `spread_rows` (`_spread_rows`:
@@ -277,7 +281,7 @@ def _run_banded(
 
 def _spread_rows(
     history: History,
-    fit: Fit,
+    fit: Fit | Variant,
     idx: np.ndarray,
     routine: LoggingPolicy,
     class_draws: np.ndarray | None,
@@ -391,7 +395,7 @@ def _watch(policies: list[Policy], horizon: int) -> tuple[int, ...]:
 
 def _simulate_candidate(
     history: History,
-    fit: Fit,
+    fit: Fit | Variant,
     cohort: Cohort,
     candidate: list[Policy] | str,
     params: np.ndarray,
@@ -525,6 +529,11 @@ def forecast(
     shares: dict[str, np.ndarray] = {}
     dbt: dict[str, np.ndarray] = {}
     groups = _Groups(history)
+    form = (
+        _model_form(history, fit, candidates, cohort, options, logging, groups)
+        if options.calibration is not None
+        else None
+    )
     for name, candidate in candidates.items():
         outcome, total = _simulate_candidate(
             history, fit, cohort, candidate, params, options, class_draws, logging, groups
@@ -535,13 +544,18 @@ def forecast(
         late = np.clip(days, 0, None)
         dbt[name] = (within * late).sum(axis=1) / np.maximum(within.sum(axis=1), 1e-12)
         column = {d: int(np.searchsorted(days, d)) for d in range(CASH_FROM, options.horizon + 1)}
+        # the backtests' model-form error and the variants' disagreement, in quadrature
+        wider = {
+            d: float(np.hypot(excess[d], 0.0 if form is None else form.level[name][column[d]]))
+            for d in column
+        }
         results[name] = {
             "recovery": {str(d): float(share[0, column[d]]) for d in recovery_days},
             "recovery_interval": {
-                str(d): list(_band(share[:, column[d]], excess[d])) for d in recovery_days if d > 0
+                str(d): list(_band(share[:, column[d]], wider[d])) for d in recovery_days if d > 0
             },
             "cash_curve": [
-                [d, float(share[0, column[d]]), *_band(share[:, column[d]], excess[d])]
+                [d, float(share[0, column[d]]), *_band(share[:, column[d]], wider[d])]
                 for d in range(CASH_FROM, options.horizon + 1)
             ],
             "days_beyond_terms": float(dbt[name][0]),
@@ -561,7 +575,12 @@ def forecast(
         deltas[name] = {
             "recovery": {str(d): float(diff[0, np.searchsorted(days, d)]) for d in recovery_days},
             "recovery_interval": {
-                str(d): list(_band(diff[:, np.searchsorted(days, d)]))
+                str(d): list(
+                    _band(
+                        diff[:, np.searchsorted(days, d)],
+                        0.0 if form is None else form.delta[name][np.searchsorted(days, d)],
+                    )
+                )
                 for d in recovery_days
                 if d > 0
             },
@@ -584,7 +603,96 @@ def forecast(
     }
     if options.calibration:
         answer["interval_calibration"] = options.calibration
+    if form is not None:
+        answer["warnings"].append(
+            "intervals also include how far the class selection's other candidate models ("
+            + ", ".join(f"{k} classes" for k in form.classes)
+            + ") disagree with the chosen one about each policy: a policy unlike the history's "
+            "routine is a counterfactual whose error its backtests cannot show"
+        )
+        answer["model_form"] = {
+            "rule": MODEL_FORM_RULE,
+            "variants": form.classes,
+            "sd_pp": {
+                name: {
+                    str(d): round(float(form.level[name][np.searchsorted(days, d)]) * 100, 3)
+                    for d in recovery_days
+                    if d > 0
+                }
+                for name in candidates
+            },
+        }
     return answer
+
+
+MODEL_FORM_RULE = (
+    "the class selection's candidate models (each number of classes, fitted on the same "
+    "sample) forecast every candidate too; the root mean square of their forecasts' "
+    "differences from the candidate model with the chosen number of classes widens the "
+    "intervals in quadrature (a delta's: the differences of their deltas)"
+)
+
+
+@dataclass
+class _Form:
+    """How far the selection's candidate models disagree (shares, per candidate × day)."""
+
+    classes: list[int]
+    level: dict[str, np.ndarray]  # the recovery curve's model-form sd
+    delta: dict[str, np.ndarray]  # the delta against the first candidate's
+
+
+def _model_form(
+    history: History,
+    fit: Fit,
+    candidates: dict[str, list[Policy] | str],
+    cohort: Cohort,
+    options: Options,
+    logging: LoggingPolicy | None,
+    groups: _Groups,
+) -> _Form | None:
+    """The model-form band of calibrated intervals (None without variants).
+
+    Backtests replay the history's own routine, so the error they measure is that of
+    forecasting what the history did; a policy unlike it is a counterfactual, whose error no
+    backtest of this history shows (on payday_world: "no contacts" 5 pp off with intervals
+    0.5 pp wide). The candidate models the class selection compared are as defensible as
+    the chosen one on structure (they differ in how many kinds of debtor there are, and so
+    in how contact effects and selection are told apart), and where they disagree about a
+    policy the data do not settle it. Each forecasts with its point estimate, its class
+    posteriors on this history and the same rows and routine as the chosen fit."""
+    reference = [v for v in fit.variants if v.classes == fit.layout.classes]
+    others = [v for v in fit.variants if v.classes != fit.layout.classes]
+    if not reference or not others:
+        return None
+    curves: list[dict[str, np.ndarray]] = []
+    for variant in (reference[0], *others):
+        curve = {}
+        own = groups.for_another_model(history)
+        for name, candidate in candidates.items():
+            outcome, total = _simulate_candidate(
+                history,
+                variant,
+                cohort,
+                candidate,
+                variant.params[None, :],
+                options,
+                None,
+                logging,
+                own,
+            )
+            curve[name] = outcome.settled[0] / total
+        curves.append(curve)
+    names = list(candidates)
+    ref, rest = curves[0], curves[1:]
+    level = {n: np.sqrt(np.mean([(c[n] - ref[n]) ** 2 for c in rest], axis=0)) for n in names}
+    delta = {
+        n: np.sqrt(
+            np.mean([((c[n] - c[names[0]]) - (ref[n] - ref[names[0]])) ** 2 for c in rest], axis=0)
+        )
+        for n in names[1:]
+    }
+    return _Form([v.classes for v in others], level, delta)
 
 
 def _stops_early(
@@ -693,6 +801,13 @@ def warnings(
                     )
     found += _stops_early(history, made, candidates)
     calibration = options.calibration
+    if not calibration:
+        found.append(
+            "intervals carry the uncertainty of the parameters and of each debtor's class only, "
+            "not the model's own error: calibrate them (`--calibrate`, or a saved model with "
+            "backtests) to add the error its backtests measured and how far the class "
+            "selection's candidate models disagree about each policy"
+        )
     if calibration:
         coverage = calibration.get("coverage_leave_one_split_out")
         measured = f"{coverage:.0%}" if coverage is not None else "an unmeasured share"

@@ -19,7 +19,7 @@ import numpy as np
 
 from simulator.backtest import summary
 from simulator.currency import minor_unit_exponent
-from simulator.fit import Fit, fingerprint, own_evidence, posterior_start, prepare
+from simulator.fit import Fit, Variant, fingerprint, own_evidence, posterior_start, prepare
 from simulator.history import History, day_date
 from simulator.model import Layout
 
@@ -72,8 +72,17 @@ def save_model(model: Fit, path: str | Path, backtest: dict[str, Any] | None = N
         "warnings": model.warnings,
         "extra": model.extra,
         "backtest": model.backtest,
+        # the class selection's candidate models, for the model-form band (`forecast`)
+        "variants": [
+            {"classes": v.layout.classes, "class_contacts": v.layout.class_contacts}
+            for v in model.variants
+        ],
     }
     payload: dict[str, Any] = {name: np.asarray(getattr(model, name)) for name in _ARRAYS}
+    for i, v in enumerate(model.variants):
+        payload[f"variant{i}_params"] = v.params
+        payload[f"variant{i}_class_share"] = v.class_share
+        payload[f"variant{i}_posterior"] = v.debtor_posterior
     payload["meta"] = np.array(json.dumps(meta))
     with target.open("wb") as handle:
         np.savez_compressed(handle, **payload)
@@ -90,6 +99,16 @@ def load_model(path: str | Path, history: History | None = None) -> Fit:
         with np.load(Path(path), allow_pickle=False) as archive:
             meta = json.loads(str(archive["meta"]))
             arrays = {name: archive[name] for name in _ARRAYS}
+            # files saved before the variants were kept have none (no model-form band)
+            variants = [
+                Variant(
+                    Layout(int(v["classes"]), bool(v["class_contacts"])),
+                    archive[f"variant{i}_params"],
+                    archive[f"variant{i}_class_share"],
+                    archive[f"variant{i}_posterior"],
+                )
+                for i, v in enumerate(meta.get("variants", []))
+            ]
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         # A truncated or overwritten file is not a model: say so, never crash on it.
         raise ModelFileError(f"{path}: not a saved model ({exc})") from exc
@@ -101,6 +120,8 @@ def load_model(path: str | Path, history: History | None = None) -> Fit:
     )
     if layout.names() != meta["layout"]["parameters"]:
         raise ModelFileError(f"{path}: the model's parameters differ from this version's; refit")
+    if any(len(v.params) != v.layout.size for v in variants):
+        raise ModelFileError(f"{path}: a candidate model's parameters differ from its layout")
     model = Fit(
         layout,
         arrays["params"],
@@ -123,6 +144,7 @@ def load_model(path: str | Path, history: History | None = None) -> Fit:
         fingerprint=meta["fingerprint"],
         extra=meta["extra"],
         backtest=meta.get("backtest"),  # optional: files without one load as before
+        variants=variants,
     )
     if history is not None:
         attach(model, history)
@@ -144,6 +166,8 @@ def attach(model: Fit, history: History) -> Fit:
     data = prepare(history)
     model.debtor_posterior = posterior_start(data, model)
     model.invoice_log_lik = own_evidence(data, model)
+    for variant in model.variants:
+        variant.debtor_posterior = posterior_start(data, variant)
     note = (
         f"the model was fitted on other data (as of {day_date(model.as_of).isoformat()}); "
         "its parameters are applied to this history unchanged"

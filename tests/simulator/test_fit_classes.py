@@ -54,7 +54,7 @@ def test_the_never_pay_share_is_found_within_two_and_a_half_points(never_pay_fit
 
 
 def test_restarts_give_the_same_answer(never_pay, never_pay_fit):
-    again, _ = choose_classes(never_pay.history, seed=7)
+    again, _, _ = choose_classes(never_pay.history, seed=7)
     assert again["chosen"] == never_pay_fit.selection["chosen"]
     first = {c["classes"]: c for c in never_pay_fit.selection["candidates"]}
     for candidate in again["candidates"]:

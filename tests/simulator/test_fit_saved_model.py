@@ -119,3 +119,54 @@ def test_a_file_without_the_class_contacts_entry_loads_without_class_effects(tmp
     _rewrite_meta(path, lambda meta: meta["layout"].update(class_contacts=True))
     with pytest.raises(ModelFileError, match="refit"):
         load_model(path)
+
+
+def test_the_class_selections_candidate_models_are_kept_and_widen_calibrated_intervals(
+    tmp_path, world, model
+):
+    """The selection's candidates (each number of classes on the same sample) travel with
+    the model; a calibrated forecast runs each, and where they disagree about a policy its
+    interval widens by their spread. Uncalibrated intervals say what they leave out."""
+    assert sorted(v.classes for v in model.variants) == [1, 2, 3, 4]
+    for variant in model.variants:
+        assert variant.debtor_posterior.shape == (len(world.history.debtor_ids), variant.classes)
+        assert np.allclose(variant.debtor_posterior.sum(axis=1), 1.0)
+    path = save_model(model, tmp_path / "model.npz")
+    loaded = load_model(path, world.history)
+    assert [v.classes for v in loaded.variants] == [v.classes for v in model.variants]
+    for got, kept in zip(loaded.variants, model.variants, strict=True):
+        assert np.array_equal(got.params, kept.params)
+        assert np.array_equal(got.debtor_posterior, kept.debtor_posterior)
+    candidates = {"baseline": BASELINE, "one": CHANGES["one reminder instead of three"]}
+    zero = {"splits": 0, "bands": [{"from_day": -30, "excess_sd_pp": 0.0, "points": 1}]}
+    plain = forecast(world.history, loaded, candidates, options=Options(draws=16, seed=3))
+    banded = forecast(
+        world.history, loaded, candidates, options=Options(draws=16, seed=3, calibration=zero)
+    )
+    assert any("calibrate them" in w for w in plain["warnings"])
+    assert "model_form" not in plain and any("candidate models (" in w for w in banded["warnings"])
+    form = banded["model_form"]
+    chosen = model.layout.classes
+    assert form["variants"] == [k for k in (1, 2, 3, 4) if k != chosen]
+    wider = 0
+    for name in candidates:
+        for d, (low, high) in plain["results"][name]["recovery_interval"].items():
+            low2, high2 = banded["results"][name]["recovery_interval"][d]
+            assert banded["results"][name]["recovery"][d] == plain["results"][name]["recovery"][d]
+            assert low2 <= low + 1e-12 and high2 >= high - 1e-12
+            assert form["sd_pp"][name][d] >= 0
+            wider += (high2 - low2) > (high - low) + 1e-9
+    assert wider > 0  # the models do disagree somewhere on this world
+    # the same forecast from the fresh fit and from the file
+    fresh = forecast(
+        world.history, model, candidates, options=Options(draws=16, seed=3, calibration=zero)
+    )
+    assert json.dumps(fresh, sort_keys=True) == json.dumps(banded, sort_keys=True)
+    # a file written before the candidates were kept loads without them: no band
+    _rewrite_meta(path, lambda meta: meta.pop("variants"))
+    older = load_model(path, world.history)
+    assert older.variants == []
+    none = forecast(
+        world.history, older, candidates, options=Options(draws=16, seed=3, calibration=zero)
+    )
+    assert "model_form" not in none
