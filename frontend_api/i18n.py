@@ -194,6 +194,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "alert_model_no_skill": ("Modellen slår inte naiv prognos", "Model not beating naive"),
     "model_accuracy": ("Modellens fel (pp)", "Model error (pp)"),
     "alert_reference_rate_missing": ("Referensränta saknas", "Reference rate missing"),
+    "reference_rate_missing_text": (
+        "Referensräntan för halvåret från {date} saknas: dröjsmålsräntan för dess dagar är "
+        "okänd tills en administratör på byrån lägger in den",
+        "The reference rate for the half-year from {date} is missing: late interest for its "
+        "days is unknown until an agency admin adds it",
+    ),
 }
 
 STATUS_KEYS = {

@@ -155,6 +155,7 @@ async def portfolio(
         ],
         "clients": rows,
         "reference_rate_missing": rate.message if rate else None,
+        "reference_rate_missing_from": rate.half_year if rate else None,
     }
 
 

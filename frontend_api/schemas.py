@@ -126,6 +126,9 @@ class PortfolioOut(Struct):
     ]
     clients: list[ClientRow]
     reference_rate_missing: str | None
+    reference_rate_missing_from: Annotated[
+        date | None, Meta(description="the half-year whose reference rate is missing")
+    ] = None
 
 
 class MonthOut(Struct):

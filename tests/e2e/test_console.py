@@ -252,6 +252,10 @@ async def test_agency_portfolio_equals_the_api(browser, server, client, world, r
         assert drawn > 0 and await mine.locator("svg.spark polyline").count() == drawn
         await mine.locator("details.cohorts summary").click()
         assert await mine.locator("details.cohorts tr[data-cohort]").first.is_visible()
+        if api["reference_rate_missing_from"]:  # said in the page's language, not the API's
+            banner = await s.page.inner_text("[data-field='reference_rate_missing']")
+            assert banner.startswith("Referensräntan för halvåret från ")
+            assert api["reference_rate_missing_from"] in banner
         for totals in api["totals"]:  # one row of figures per currency, never added across
             field = f"[data-field='totals.{totals['currency']}.outstanding']"
             assert await s.page.get_attribute(field, "data-value") == str(totals["outstanding"])
