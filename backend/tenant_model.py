@@ -488,14 +488,24 @@ def _load(path: str, history: History) -> Fit:
     return model
 
 
+class _Pruned(Exception):
+    """The file went while it was being read: a newer model pruned it (KRAVLAB_MODELS_KEPT)."""
+
+
 async def _usable(scope: TenantScope, row: dict[str, Any] | None, history: History) -> Fit | None:
     """The model of a finished fit's row, or None when there is none or it cannot be read
-    (the row is then marked failed: a model that cannot be read is refitted, never served)."""
+    (the row is then marked failed: a model that cannot be read is refitted, never served).
+    _Pruned when its file was removed by `prune` after the row was read: nothing is wrong
+    with it, a newer model took its place."""
     if row is None or row["status"] != "done" or not row["path"]:
         return None
     try:
         return await asyncio.to_thread(_load, row["path"], history)
     except (ModelFileError, OSError) as exc:
+        now = await scope.select(TenantModel, TenantModel.path).where(TenantModel.id == row["id"])
+        if not now or now[0]["path"] != row["path"]:
+            log.info("model file pruned while being read", path=row["path"])
+            raise _Pruned(row["path"]) from exc
         log.warning("model file unreadable, refitting", path=row["path"], error=str(exc))
         await scope.update(
             TenantModel,
@@ -511,11 +521,9 @@ async def for_history(
     readable; else the fit under way (waited for while its heartbeat lives, or taken over
     while it is still queued), else a fresh fit of its own (recorded like any other).
     However many simulations need a model at once, one fit runs."""
-    row = await latest(scope)
-    if row is not None and _stale(row, history.size) is None:
-        model = await _usable(scope, row, history)
-        if model is not None:
-            return model, row
+    found = await _current(scope, history)
+    if found is not None:
+        return found
     while True:
         await settle_stale(scope, settings)
         pending, new = await _pending_or_new(scope)
@@ -526,10 +534,32 @@ async def for_history(
                 continue  # another job claimed it first: wait for that one instead
         await _wait_for(scope, settings, pending["id"])
         done = await scope.select(TenantModel).where(TenantModel.id == pending["id"]).first()
-        model = await _usable(scope, done, history)
+        try:
+            model = await _usable(scope, done, history)
+        except _Pruned:  # a still newer fit ended meanwhile: serve that one
+            found = await _current(scope, history)
+            if found is not None:
+                return found
+            continue
         if model is not None and done is not None:
             return model, done
         # the fit waited for failed: the next turn fits anew (one of the waiters does)
+
+
+async def _current(scope: TenantScope, history: History) -> tuple[Fit, dict[str, Any]] | None:
+    """The newest finished model while it is current and readable. A model pruned while
+    being read was replaced by a newer one, which is looked at instead (a few times at
+    most: fits do not finish that fast)."""
+    for _ in range(3):
+        row = await latest(scope)
+        if row is None or _stale(row, history.size) is not None:
+            return None
+        try:
+            model = await _usable(scope, row, history)
+        except _Pruned:
+            continue
+        return (model, row) if model is not None else None
+    return None
 
 
 async def _wait_for(scope: TenantScope, settings: Settings, model_id: UUID) -> None:

@@ -524,3 +524,45 @@ async def test_cancelling_a_running_simulation_frees_its_place_only_when_its_wor
         )  # what the job does when it ends
         r = await http.post(tenant.path("/simulations"), json=_candidate(2), headers=session)
         assert r.status_code == 202, r.text
+
+
+async def test_a_model_pruned_while_being_read_is_not_marked_unreadable(client, admin, settings):
+    """With KRAVLAB_MODELS_KEPT=1 a newer fit's prune can remove the file a simulation has
+    just looked up. That model is not broken: it keeps its status, and the simulation is
+    told to look again (and is served the newer one)."""
+    from backend import tenant_model
+    from backend.tables import TenantModel
+
+    tenant = await onboard(client, admin)
+    scope = await _system_scope(tenant.id)
+    folder = tenant_model.model_dir(settings, UUID(tenant.id))
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    older, newer = uuid4(), uuid4()
+    for model_id, age in ((older, 2), (newer, 1)):
+        path = folder / f"{model_id}.npz"
+        path.write_bytes(b"model")
+        await scope.insert(
+            TenantModel,
+            {
+                "id": model_id,
+                "status": "done",
+                "path": str(path),
+                "summary": "{}",
+                "created_at": now - timedelta(hours=age),
+                "fitted_at": now - timedelta(hours=age),
+            },
+        )
+    looked_up = (await scope.select(TenantModel).where(TenantModel.id == older))[0]
+    await tenant_model.prune(scope, dataclasses.replace(settings, models_kept=1))
+    assert not (folder / f"{older}.npz").exists()
+    history = generate("retail-b2c", 300, 1).history  # the files are junk: never applied
+    with pytest.raises(tenant_model._Pruned):
+        await tenant_model._usable(scope, looked_up, history)
+    statuses = {r["id"]: r["status"] for r in await scope.select(TenantModel)}
+    assert statuses == {older: "done", newer: "done"}
+    # a file that is there but unreadable is still marked failed (and refitted)
+    broken = (await scope.select(TenantModel).where(TenantModel.id == newer))[0]
+    assert await tenant_model._usable(scope, broken, history) is None
+    statuses = {r["id"]: r["status"] for r in await scope.select(TenantModel)}
+    assert statuses == {older: "done", newer: "failed"}
