@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="run an RQ worker with its scheduler (needs REDIS_URL)"
     )
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument(
+        "--queues",
+        choices=("all", "kravlab"),
+        default="all",
+        help="all: kravlab, then kravlab-simulations when it is empty (default); kravlab: "
+        "never a model fit or simulation (run one beside an 'all' worker so ingest's jobs "
+        "never wait behind a simulation)",
+    )
 
     migrate = commands.add_parser("migrate", help="apply database migrations (idempotent)")
     migrate.add_argument("--verbose", action="store_true")
@@ -183,9 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "kravlab worker needs REDIS_URL", " (without it jobs run in the API process)"
                 )
                 return 2
-            from backend.queue import run_worker
+            from backend.queue import QUEUE_NAME, WORKER_QUEUES, run_worker
 
-            run_worker(settings, burst=args.burst)
+            queues = WORKER_QUEUES if args.queues == "all" else (QUEUE_NAME,)
+            run_worker(settings, burst=args.burst, queues=queues)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings, verbose=args.verbose))
             console.print("migrations applied")

@@ -248,7 +248,13 @@ async def _every(periodic: Periodic, settings: Settings) -> None:
             log.exception("periodic job failed", job=name)
 
 
-def run_worker(settings: Settings, burst: bool = False) -> None:
+def run_worker(
+    settings: Settings, burst: bool = False, queues: tuple[str, ...] = WORKER_QUEUES
+) -> None:
+    """An RQ worker on `queues`, in order. With every queue (the default) it takes a
+    simulation only when no other job waits, but once it has taken one (minutes) an import
+    or a dunning run queued after it waits too; a worker on `QUEUE_NAME` alone beside it
+    never takes a simulation, so ingest's jobs never wait behind one."""
     from redis import Redis
     from rq import Worker
 
@@ -256,5 +262,4 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     connection = Redis.from_url(settings.redis_url or "")
     if not burst:
         schedule_periodic(settings)
-    # In order: a worker takes a simulation only when no other job is waiting.
-    Worker(list(WORKER_QUEUES), connection=connection).work(with_scheduler=True, burst=burst)
+    Worker(list(queues), connection=connection).work(with_scheduler=True, burst=burst)

@@ -68,12 +68,12 @@ async def _fits(tenant_id: str) -> list[dict[str, Any]]:
     return await scope.select(TenantModel, TenantModel.id, TenantModel.status)
 
 
-def _burst_worker(redis_url: str) -> None:
+def _burst_worker(redis_url: str, *options: str) -> None:
     """A real `kravlab worker --burst`: takes every job on its queues, then exits."""
     log = Path(os.environ["KRAVLAB_VAR_DIR"]) / f"worker-{time.monotonic_ns()}.log"
     with log.open("wb") as output:
         done = subprocess.run(
-            [sys.executable, "-m", "backend.cli", "worker", "--burst"],
+            [sys.executable, "-m", "backend.cli", "worker", "--burst", *options],
             env={**os.environ, "REDIS_URL": redis_url},
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -147,6 +147,11 @@ async def test_a_tenant_may_queue_three_and_they_share_one_fit_on_the_simulation
         assert r.status_code == 202, r.text
         queued[2] = r.json()["id"]
 
+        # a worker on ingest's queue alone leaves the fit and the simulations where they are
+        waiting = sorted(DeferredJobRegistry(queue=simulation_queue).get_job_ids())
+        await asyncio.to_thread(_burst_worker, redis_url, "--queues", "kravlab")
+        assert simulation_queue.job_ids == [fit_job]
+        assert sorted(DeferredJobRegistry(queue=simulation_queue).get_job_ids()) == waiting
         # a real worker takes the fit, then the simulations: all done on the one model
         await asyncio.to_thread(_burst_worker, redis_url)
         models = set()
