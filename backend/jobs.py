@@ -131,6 +131,18 @@ def render_letters(tenant_id: str, run_date: str) -> int:
     return _in_worker(lambda settings: render_letters_now(settings, tenant_id, run_date))
 
 
+async def sweep_files_now(settings: Settings) -> int:
+    """Remove var_dir folders of tenants and imports that are gone (`offboarding.sweep`)."""
+    from backend import offboarding
+
+    return len(await offboarding.sweep(settings, system_principal()))
+
+
+def sweep_files() -> int:
+    """RQ's entry point of `sweep_files_now`."""
+    return _in_worker(sweep_files_now)
+
+
 async def deliver_webhooks_now(settings: Settings) -> int:
     """One delivery pass over every active tenant's due webhook deliveries; returns how many
     were delivered. Attempts are claimed, so two workers never send one attempt twice."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -24,8 +25,14 @@ from backend.tenant_model import model_dir
 from tenants import onboarding
 from tenants.access import Principal
 from tenants.scope import AgencyScope
+from tenants.tables import Tenant
 
 log = structlog.get_logger("kravlab.offboarding")
+
+# A folder that names no tenant or import is left alone this long after its last change: an
+# upload streams to its folder before its import's row exists, and a tenant onboarded while
+# the sweep looks is not in the list it read.
+ORPHAN_SECONDS = 24 * 3600
 
 
 def tenant_folders(settings: Settings, tenant_id: UUID) -> list[Path]:
@@ -50,3 +57,34 @@ async def offboard(tenant_id: UUID, actor: Principal, settings: Settings) -> Non
 
     await asyncio.to_thread(remove)
     log.info("tenant files removed", tenant=str(tenant_id), folders=len(folders))
+
+
+async def sweep(settings: Settings, actor: Principal) -> list[Path]:
+    """Remove the folders under var_dir whose tenant or import is gone: what offboarding could
+    not reach (a job still running wrote a model or an extract after the tenant was erased),
+    and uploads whose request died before their import was recorded. The periodic
+    `sweep_files` job; returns the folders removed."""
+    tenants = {str(row["id"]) for row in await Tenant.select(Tenant.id)}
+    known_imports = {
+        str(row["id"]) for row in await AgencyScope.open(actor).select(Import, Import.id)
+    }
+    cutoff = time.time() - ORPHAN_SECONDS
+
+    def remove() -> list[Path]:
+        gone = []
+        for kind, known in (
+            ("models", tenants),
+            ("extracts", tenants),
+            ("imports", known_imports),
+        ):
+            root = settings.var_dir / kind
+            for folder in root.iterdir() if root.is_dir() else []:
+                if folder.is_dir() and folder.name not in known and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    gone.append(folder)
+        return gone
+
+    removed = await asyncio.to_thread(remove)
+    if removed:
+        log.info("orphaned files removed", folders=[str(f) for f in removed])
+    return removed

@@ -62,6 +62,11 @@ PERIODIC: list[Periodic] = [
         lambda settings: settings.dunning_interval_seconds,
     ),
     Periodic(
+        jobs.sweep_files,
+        jobs.sweep_files_now,
+        lambda settings: settings.purge_interval_seconds,
+    ),
+    Periodic(
         jobs.deliver_webhooks,
         jobs.deliver_webhooks_now,
         lambda settings: settings.webhook_interval_seconds,

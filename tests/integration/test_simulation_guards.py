@@ -571,3 +571,34 @@ async def test_a_model_pruned_while_being_read_is_not_marked_unreadable(client, 
     assert await tenant_model._usable(scope, broken, history) is None
     statuses = {r["id"]: r["status"] for r in await scope.select(TenantModel)}
     assert statuses == {older: "done", newer: "failed"}
+
+
+async def test_the_sweep_removes_folders_of_tenants_and_imports_that_are_gone(
+    client, admin, settings
+):
+    """What offboarding cannot reach (a job that wrote after the tenant was erased, an upload
+    whose request died before its import was recorded) goes with the periodic sweep, once
+    it has not changed for a day; a live tenant's folders and a young folder stay."""
+    from backend import jobs, offboarding
+    from backend.tenant_model import model_dir
+
+    tenant = await onboard(client, admin)
+    day_ago = time.time() - offboarding.ORPHAN_SECONDS - 60
+    folders = {
+        "live model": model_dir(settings, UUID(tenant.id)),
+        "live extract": settings.var_dir / "extracts" / tenant.id,
+        "gone model": model_dir(settings, uuid4()),
+        "gone extract": settings.var_dir / "extracts" / str(uuid4()),
+        "gone upload": settings.var_dir / "imports" / str(uuid4()),
+        "young upload": settings.var_dir / "imports" / str(uuid4()),
+    }
+    for name, folder in folders.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "data.npz").write_bytes(b"arrays")
+        if name != "young upload":
+            os.utime(folder, (day_ago, day_ago))
+    removed = await offboarding.sweep(settings, jobs.system_principal())
+    gone = {name for name, folder in folders.items() if not folder.exists()}
+    assert gone == {"gone model", "gone extract", "gone upload"}
+    assert {str(p) for p in removed} >= {str(folders[name]) for name in gone}
+    assert await offboarding.sweep(settings, jobs.system_principal()) == []
