@@ -606,7 +606,7 @@ def forecast(
     if form is not None:
         answer["warnings"].append(
             "intervals also include how far the class selection's other candidate models ("
-            + ", ".join(f"{k} classes" for k in form.classes)
+            + ", ".join(f"{k} class{'' if k == 1 else 'es'}" for k in form.classes)
             + ") disagree with the chosen one about each policy: a policy unlike the history's "
             "routine is a counterfactual whose error its backtests cannot show"
         )
