@@ -1,4 +1,4 @@
-"""Demo data: an agency admin and two client tenants with a few thousand invoices each.
+"""Demo data: an agency admin and three client tenants with a few thousand invoices each.
 
 Seeding happens once per database; the logins and keys it made are kept in
 `var/demo-credentials.json` so every later `make demo` prints the same ones. The book is
@@ -44,6 +44,7 @@ TENANTS: list[dict[str, Any]] = [
         "b2c_share": 0.2,
         "invoices": 2000,
     },
+    {"name": "Solgläntan El AB", "slug": "solglantan-el", "b2c_share": 0.55, "invoices": 2500},
 ]
 
 

@@ -30,6 +30,7 @@ async def test_a_later_demo_moves_the_book_to_today(settings, tmp_path):
     first = await demo.seed(settings, today=seeded_on)
     tenant = first["tenants"][0]["id"]
     before = await _dates(tenant)
+    assert len(first["tenants"]) == 3  # a portfolio, not a pair
     for seeded in first["tenants"]:
         tid = UUID(seeded["id"])
         # a fitted model and finished simulations: a forecast in the first minute
