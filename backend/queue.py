@@ -43,6 +43,11 @@ class QueueUnavailable(ServiceUnavailableException):
     """Redis is configured but cannot take the job; nothing was queued."""
 
 
+# The file sweep (`offboarding.sweep`) removes only folders unchanged for a day: a few runs a
+# day are plenty, and it stays out of the way of the frequent jobs.
+SWEEP_INTERVAL_SECONDS = 6 * 3600
+
+
 @dataclass(frozen=True)
 class Periodic:
     run: Callable[[], Any]  # RQ's entry point: top-level, importable, synchronous
@@ -64,7 +69,7 @@ PERIODIC: list[Periodic] = [
     Periodic(
         jobs.sweep_files,
         jobs.sweep_files_now,
-        lambda settings: settings.purge_interval_seconds,
+        lambda settings: SWEEP_INTERVAL_SECONDS,
     ),
     Periodic(
         jobs.deliver_webhooks,
