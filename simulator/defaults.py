@@ -30,6 +30,9 @@ PRIOR_FEE = (0.0, 0.4)
 """A reminder fee: no direction assumed."""
 PRIOR_NOTICE = (0.4, 0.4)
 """A collection notice moves more than a soft reminder."""
+PRIOR_UNCONTACTED = (0.0, 1.0)
+"""The age of an invoice no contact has reached yet, against its first 14 days: no
+direction assumed; a factor of e either way is plausible."""
 PRIOR_CLASS_SHIFT = (-2.0, 10.0)
 """The latent classes' hazard shifts against class 0: wide, so a never-pay class (a shift of
 -6 or less) is not held back by its prior."""

@@ -18,9 +18,11 @@ from simulator.model import (
     DELIVERY_LAG,
     FIRST_DAY,
     STEP_DAYS,
+    UNCONTACTED_LOWER,
     WINDOW_LOWER,
     contact_code,
     time_code,
+    uncontacted_age,
 )
 
 _SPAN = np.int64(1 << 20)  # days per invoice in a combined (invoice, day) sort key
@@ -70,7 +72,13 @@ def _key(invoice: np.ndarray, day: np.ndarray) -> np.ndarray:
 class ContactState:
     """Answers "what is this invoice's time code on day t" for many (invoice, t) at once."""
 
-    def __init__(self, n: int, contacts: Contacts) -> None:
+    def __init__(
+        self, n: int, contacts: Contacts, start: np.ndarray, disputed: np.ndarray | None = None
+    ) -> None:
+        """`start`: each invoice's first day at risk, from which its uncontacted age runs;
+        `disputed` invoices have none (`model.UNCONTACTED_LOWER`)."""
+        self.start = np.maximum(start.astype(np.int64), FIRST_DAY)
+        self.ages = np.ones(n, dtype=bool) if disputed is None else ~disputed.astype(bool)
         delivered = contacts.day + DELIVERY_LAG[contacts.channel]
         order = np.lexsort((contacts.day, contacts.invoice))  # rank: order sent per invoice
         invoice_sorted = contacts.invoice[order]
@@ -114,23 +122,29 @@ class ContactState:
         contact = contact_code(channel, since, rank)
         fee_since = t - self.fee_day[invoice]
         notice_since = t - self.notice_day[invoice]
+        ages = self.ages[invoice] & ~valid  # a delivered contact ends the clock
         return time_code(
             t,
             contact,
             (fee_since >= 0) & (fee_since < STEP_DAYS),
             (notice_since >= 0) & (notice_since < STEP_DAYS),
+            np.where(ages, uncontacted_age(t - self.start[invoice]), 0),
         )
 
 
 def build_segments(
-    start: np.ndarray, end: np.ndarray, event: np.ndarray, contacts: Contacts
+    start: np.ndarray,
+    end: np.ndarray,
+    event: np.ndarray,
+    contacts: Contacts,
+    disputed: np.ndarray | None = None,
 ) -> Segments:
     """Segments of days [start, end) per invoice; `event` marks invoices settling on end - 1."""
     n = len(start)
     start = np.maximum(start.astype(np.int64), FIRST_DAY)
     end = end.astype(np.int64, copy=False)
     live = end > start
-    state = ContactState(n, contacts)
+    state = ContactState(n, contacts, start, disputed)
     # Candidate cut points: baseline bins for everyone, window edges after each delivery,
     # the fee and notice days; kept where they fall strictly inside (start, end).
     cut_invoice = [np.repeat(np.arange(n), len(BIN_LOWER))]
@@ -138,6 +152,9 @@ def build_segments(
     for lower in (*WINDOW_LOWER, BUMP_DAYS):
         cut_invoice.append(state.invoice)
         cut_day.append(state.delivered + lower)
+    for lower in UNCONTACTED_LOWER[1:]:
+        cut_invoice.append(np.arange(n))
+        cut_day.append(start + lower)
     for day in (state.fee_day, state.notice_day):
         has = day < np.iinfo(np.int64).max // 8
         for after in (0, STEP_DAYS):

@@ -104,6 +104,7 @@ def prior(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     mean[layout.rank], sd[layout.rank] = defaults.PRIOR_LATER_CONTACT
     mean[layout.fee], sd[layout.fee] = defaults.PRIOR_FEE
     mean[layout.notice], sd[layout.notice] = defaults.PRIOR_NOTICE
+    mean[layout.uncontacted], sd[layout.uncontacted] = defaults.PRIOR_UNCONTACTED
     mean[layout.delta], sd[layout.delta] = defaults.PRIOR_CLASS_SHIFT
     mean[layout.class_contact], sd[layout.class_contact] = 0.0, defaults.PRIOR_CLASS_CONTACT_SD
     return mean, sd
@@ -163,7 +164,9 @@ def prepare(history: History, as_of: int | None = None, invoices: np.ndarray | N
     event = settled_known & (settled_rel <= observed_to)
     end = np.where(event, settled_rel, observed_to) + 1
     contacts = recorded_contacts(history, idx, until=as_of)
-    segments = build_segments(first_day(history.issue[idx], history.due[idx]), end, event, contacts)
+    segments = build_segments(
+        first_day(history.issue[idx], history.due[idx]), end, event, contacts, history.disputed[idx]
+    )
     debtor_b2c = np.zeros(len(history.debtor_ids), dtype=bool)
     debtor_b2c[history.debtor] = history.b2c
     return Data(

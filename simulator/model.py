@@ -52,6 +52,23 @@ BUMP_DAYS = 14
 # fades, absorb the selection of the harder payers among those still unpaid long after it.
 STEP_DAYS = 30
 WINDOW_NAMES = ("0..2", "3..6", "7..13")
+# The age of an invoice no contact has reached yet: days since it arrived (its first day at
+# risk), in levels from these lower bounds; level 0 is the reference and a contact's
+# delivery ends the clock for good. A debtor who noticed an invoice on arrival forgets it,
+# so an invoice nobody has reminded of pays less the older it is, and a policy that
+# contacts late or never leaves it so. The clock is measured where it runs in any history:
+# before due, and between due and the first contact, with invoices of different terms and
+# routines that contact on different days; its last level holds beyond (attention settles).
+# It stops at the first contact rather than running again from each one: a clock from the
+# latest contact lasts until payment among the contacted, where it takes up the selection
+# of the hard payers still unpaid long after their reminders, as a lasting bump does
+# (measured on payday_world: its own 'since the latest contact' levels came out at -1.0 and
+# -1.5, the held-out likelihood fell by 140 and the backtests' error rose 1.11 -> 1.50 pp).
+# Disputed invoices wait for the dispute, not for attention: no clock (their late payments
+# on settlement would otherwise read as old invoices paying well).
+UNCONTACTED_LOWER = np.array([0, 14, 30], dtype=np.int64)
+UNCONTACTED_NAMES = ("0..13", "14..29", "30+")
+N_AGES = len(UNCONTACTED_LOWER)
 RANKS = ("first", "later")
 
 # Static covariates, binned so that invoices share codes. Amount bins are quantiles of the
@@ -66,7 +83,7 @@ HISTORY = ("first", "recent", "established", "in_arrears")
 N_BINS = len(BIN_LOWER)
 N_WINDOWS = len(WINDOW_LOWER)
 N_CONTACT_CODES = 1 + len(CHANNELS) * N_WINDOWS * len(RANKS)
-N_TIME_CODES = N_BINS * N_CONTACT_CODES * 2 * 2
+N_TIME_CODES = N_BINS * N_CONTACT_CODES * 2 * 2 * N_AGES
 N_AMOUNT = len(AMOUNT_CENTRES)
 N_STATIC_CODES = 2 * N_AMOUNT * 2 * 2 * 2 * len(HISTORY)
 
@@ -149,8 +166,12 @@ class Layout:
         return self.fee + 1
 
     @property
+    def uncontacted(self) -> slice:
+        return slice(self.notice + 1, self.notice + N_AGES)
+
+    @property
     def delta(self) -> slice:
-        return slice(self.notice + 1, self.notice + self.classes)
+        return slice(self.uncontacted.stop, self.uncontacted.stop + self.classes - 1)
 
     @property
     def has_class_contacts(self) -> bool:
@@ -176,6 +197,7 @@ class Layout:
         names += [f"bump[{c},{w}]" for c in CHANNELS for w in WINDOW_NAMES]
         names += [f"later_contact[{w}]" for w in WINDOW_NAMES]
         names += ["fee_charged", "collection_notice"]
+        names += [f"uncontacted[{a}]" for a in UNCONTACTED_NAMES[1:]]
         names += [f"class_shift[{k}]" for k in range(1, self.classes)]
         if self.has_class_contacts:
             names += [
@@ -197,12 +219,18 @@ def contact_code(channel: np.ndarray, since: np.ndarray, rank: np.ndarray) -> np
     return np.where(active, code, 0)
 
 
+def uncontacted_age(days: np.ndarray) -> np.ndarray:
+    """The level of an uncontacted invoice `days` after its arrival."""
+    return np.searchsorted(UNCONTACTED_LOWER, np.clip(days, 0, None), side="right") - 1
+
+
 def time_code(
-    t: np.ndarray, contact: np.ndarray, fee: np.ndarray, notice: np.ndarray
+    t: np.ndarray, contact: np.ndarray, fee: np.ndarray, notice: np.ndarray, age: np.ndarray
 ) -> np.ndarray:
     return (
-        (day_bin(t) * N_CONTACT_CODES + contact) * 2 + fee.astype(np.int64)
-    ) * 2 + notice.astype(np.int64)
+        ((day_bin(t) * N_CONTACT_CODES + contact) * 2 + fee.astype(np.int64)) * 2
+        + notice.astype(np.int64)
+    ) * N_AGES + age
 
 
 def amount_edges(amount: np.ndarray) -> np.ndarray:
@@ -236,6 +264,11 @@ def history_class(issued_before: np.ndarray, overdue: np.ndarray, tenure: np.nda
     return np.where(overdue > 0, 3, cls)
 
 
+def disputed_of(static: np.ndarray) -> np.ndarray:
+    """Whether each static code is a disputed invoice's (`static_code`'s layout)."""
+    return (static // (2 * N_AMOUNT * 2)) % 2 == 1
+
+
 def static_design() -> np.ndarray:
     """The static feature row of every static code (N_STATIC_CODES × features)."""
     codes = np.arange(N_STATIC_CODES)
@@ -267,10 +300,12 @@ def static_design() -> np.ndarray:
 def time_design(layout: Layout) -> np.ndarray:
     """The time-varying part of the design for every time code (N_TIME_CODES × params)."""
     codes = np.arange(N_TIME_CODES)
-    notice = codes % 2
-    fee = (codes // 2) % 2
-    contact = (codes // 4) % N_CONTACT_CODES
-    bin_ = codes // (4 * N_CONTACT_CODES)
+    age = codes % N_AGES
+    rest = codes // N_AGES
+    notice = rest % 2
+    fee = (rest // 2) % 2
+    contact = (rest // 4) % N_CONTACT_CODES
+    bin_ = rest // (4 * N_CONTACT_CODES)
     design = np.zeros((N_TIME_CODES, layout.size))
     design[codes, layout.alpha.start + bin_] = 1.0
     has = contact > 0
@@ -284,6 +319,8 @@ def time_design(layout: Layout) -> np.ndarray:
     design[codes[later_rows], layout.rank.start + window[later_rows]] = 1.0
     design[:, layout.fee] = fee
     design[:, layout.notice] = notice
+    aged = age > 0
+    design[codes[aged], layout.uncontacted.start + age[aged] - 1] = 1.0
     return design
 
 
@@ -296,7 +333,7 @@ def class_time_design(layout: Layout) -> np.ndarray:
         out[k, :, layout.delta.start + k - 1] = 1.0
     if layout.has_class_contacts:
         bump = shared[:, layout.bump].reshape(N_TIME_CODES, len(CHANNELS), N_WINDOWS).sum(axis=1)
-        bin_ = np.arange(N_TIME_CODES) // (4 * N_CONTACT_CODES)
+        bin_ = np.arange(N_TIME_CODES) // (4 * N_CONTACT_CODES * N_AGES)
         group = SHAPE_GROUPS[bin_]
         shape = (group[:, None] == np.arange(len(SHAPE_NAMES))[None, :]).astype(np.float64)
         columns = np.column_stack(

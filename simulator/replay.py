@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.exposure import Contacts, ContactState, build_segments
-from simulator.model import CHANNELS, FIRST_DAY, Layout, class_time_design, static_design
+from simulator.model import (
+    CHANNELS,
+    FIRST_DAY,
+    Layout,
+    class_time_design,
+    disputed_of,
+    static_design,
+)
 from simulator.policy import Policy
 
 
@@ -83,7 +90,11 @@ def run(
     # Each row's time code as piecewise-constant segments, applied on the days they begin:
     # a day touches only the rows whose code changes, not a lookup for every row.
     segments = build_segments(
-        rows.start, np.full(n, horizon + 1), np.zeros(n, dtype=bool), rows.contacts
+        rows.start,
+        np.full(n, horizon + 1),
+        np.zeros(n, dtype=bool),
+        rows.contacts,
+        disputed_of(rows.static),
     )
     seg_order = np.argsort(segments.start, kind="stable")
     seg_row, seg_code = segments.invoice[seg_order], segments.code[seg_order]
@@ -245,7 +256,7 @@ def run_observed(
     static_eta, time_eta = linear_parts(params, layout)
     draws = len(static_eta)
     n = len(rows.static)
-    state = ContactState(n, rows.contacts)
+    state = ContactState(n, rows.contacts, rows.start, disputed_of(rows.static))
     row_index = np.arange(n)
     base = static_eta[:, rows.static][:, :, None]
     amount = (

@@ -54,6 +54,9 @@ class WorldSpec:
     phone_share: float = 0.03
     days: int = 450  # invoices are issued over this many days before the as-of date
     never_pay_share: tuple[float, float] = (0.0, 0.0)  # (b2b, b2c): a third class that never pays
+    # The hazard of an invoice no contact has reached yet, 14-29 and 30+ days after it
+    # arrived, against its first 14 days (`model.UNCONTACTED_LOWER`): debtors who forget.
+    uncontacted_age: tuple[float, float] = (0.0, 0.0)
 
     @property
     def classes(self) -> int:
@@ -88,6 +91,18 @@ WORLDS = {
         (9.6, 6.9),
         never_pay_share=(0.04, 0.08),
     ),
+    # Debtors forget an invoice nobody reminds them of: a policy that stops contacting (or
+    # never starts) leaves invoices older and slower than any contacted history shows.
+    "forgetful": WorldSpec(
+        "forgetful",
+        0.7,
+        (0.12, 0.22),
+        3.0,
+        "randomised",
+        (30, 20),
+        (9.6, 6.9),
+        uncontacted_age=(-0.6, -1.0),
+    ),
     # Every debtor alike: class selection must find one.
     "homogeneous": WorldSpec(
         "homogeneous", 0.7, (0.0, 0.0), 4.0, "randomised", (30, 20), (9.6, 6.9)
@@ -95,7 +110,7 @@ WORLDS = {
 }
 
 
-def true_params(layout: Layout) -> np.ndarray:
+def true_params(layout: Layout, spec: WorldSpec | None = None) -> np.ndarray:
     """The worlds' behaviour, in the model's own parameter layout."""
     p = np.zeros(layout.size)
     p[layout.alpha] = [-5.6, -4.9, -4.3, -3.3, -1.7, -2.6, -3.1, -3.5, -3.8, -4.2, -4.7, -5.1, -5.7]
@@ -114,6 +129,8 @@ def true_params(layout: Layout) -> np.ndarray:
     p[layout.fee] = 0.15
     p[layout.notice] = 0.5
     p[layout.delta] = (STRUGGLING_SHIFT, NEVER_PAY_SHIFT)[: layout.classes - 1]
+    if spec is not None:
+        p[layout.uncontacted] = spec.uncontacted_age
     return p
 
 
@@ -180,7 +197,7 @@ def generate(name: str, invoices: int, seed: int, as_of: date = date(2025, 6, 30
     spec = WORLDS[name]
     rng = np.random.default_rng(seed)
     layout = Layout(spec.classes)
-    params = true_params(layout)
+    params = true_params(layout, spec)
     n_debtors = max(1, int(invoices / spec.invoices_per_debtor))
     d_b2c = rng.random(n_debtors) < spec.b2c_share
     u = rng.random(n_debtors)
@@ -311,8 +328,8 @@ def _simulate(world: World, contacts: Contacts, rng: np.random.Generator) -> np.
     static_eta, time_eta = linear_parts(world.params, world.layout)
     klass = world.debtor_class[h.debtor]
     base = static_eta[0, static_codes(h)]
-    state = ContactState(h.size, contacts)
     start = first_day(h.issue, h.due)
+    state = ContactState(h.size, contacts, start, h.disputed)
     last = (h.as_of - h.due).astype(np.int64)
     settled = np.full(h.size, NOT_SETTLED, dtype=np.int64)
     index = np.arange(h.size)
