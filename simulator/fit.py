@@ -728,8 +728,18 @@ def _fit(
     found: list[str] = []
     bread, how = _inverse(hessian, found)
     if covariance:
-        meat = _debtor_score_outer(data, theta, layout, best.debtor_w) + np.diag(precision)
-        cov = bread @ meat @ bread
+        outer, missing = _debtor_scores(data, theta, layout, best.debtor_w)
+        observed_info = hessian - missing
+        try:
+            if how == "inverse" and layout.classes > 1:
+                np.linalg.cholesky(observed_info)
+                bread = np.linalg.inv(observed_info)
+        except np.linalg.LinAlgError:
+            found.append(
+                "the observed information is not positive definite (the classes are barely "
+                "told apart): the uncertainty leaves out what not knowing debtors' classes costs"
+            )
+        cov = bread @ (outer + np.diag(precision)) @ bread
     else:
         cov = np.diag(np.where(precision > 0, 1.0 / np.maximum(precision, 1e-300), 0.0))
     cov = (cov + cov.T) / 2
@@ -789,49 +799,50 @@ def _inverse(hessian: np.ndarray, found: list[str]) -> tuple[np.ndarray, str]:
     return np.linalg.pinv(hessian, hermitian=True), "pseudo-inverse"
 
 
-def _debtor_score_outer(
+def _debtor_scores(
     data: Data, theta: np.ndarray, layout: Layout, debtor_w: np.ndarray
-) -> np.ndarray:
-    r"""Σ over debtors of g_j g_jᵀ, g_j the debtor's score (Fisher's identity: the complete-
-    data score averaged over the debtor's class posterior).
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""(Σ_j g_j g_jᵀ, the missing information Σ_j Cov_k(s_jk)) over debtors j: s_jk the
+    debtor's complete-data score were it of class k, g_j = Σ_k w_jk s_jk its score (Fisher's
+    identity), w_jk its class posterior.
 
-    With it the covariance is the debtor-clustered sandwich
+    With them the covariance is the debtor-clustered sandwich
 
-    .. math:: V = H^{-1} \left(\sum_j g_j g_j^\top + P\right) H^{-1}
+    .. math:: V = (H - M)^{-1} \left(\sum_j g_j g_j^\top + P\right) (H - M)^{-1}
 
-    (H the penalised information, P the prior precision, so a parameter that rests on its
-    prior keeps the prior's variance). Invoices of one debtor are not independent evidence:
-    a debtor's many late invoices say less than as many debtors' would.
+    (H the penalised complete-data information, M the missing information, so H − M is the
+    observed information by Louis' identity; P the prior precision, so a parameter that rests
+    on its prior keeps the prior's variance). Invoices of one debtor are not independent
+    evidence: a debtor's many late invoices say less than as many debtors' would. And not
+    knowing a debtor's class costs information: without M the class shifts and everything
+    that trades off against them (the level of each kind of invoice) came out too sure.
     """
     hazard = 1.0 / (1.0 + np.exp(-cell_eta(layout, theta, data.cells)))  # cells × classes
-    weights = debtor_w[data.debtor]
     exposure = (data.survived + data.events).tocsr()
     events = data.events.tocsr()
-    rows = np.repeat(np.arange(data.invoices), np.diff(exposure.indptr))
-    event_rows = np.repeat(np.arange(data.invoices), np.diff(events.indptr))
     owner = sparse.csr_array(
         (np.ones(data.invoices), (data.debtor, np.arange(data.invoices))),
         shape=(data.n_debtors, data.invoices),
     )
-    # Per class: the debtors' class-weighted residuals by cell (debtors × cells), then one
-    # product with that class's design. Σ_k w_ik (e_ic − n_ic h_kc) x_kc per debtor.
+    observed = owner @ events  # debtors × cells: the same in every class
+    # Per class: the debtors' residuals by cell (debtors × cells), then one product with
+    # that class's design: s_jk = Σ_i (e_ic − n_ic h_kc) x_kc over debtor j's invoices i.
     by_debtor = np.zeros((data.n_debtors, layout.size))
+    within = np.zeros((layout.size, layout.size))
     for k in range(layout.classes):
-        observed = sparse.csr_array(
-            (events.data * weights[event_rows, k], events.indices, events.indptr),
-            shape=events.shape,
-        )
         expected = sparse.csr_array(
-            (
-                exposure.data * weights[rows, k] * hazard[exposure.indices, k],
-                exposure.indices,
-                exposure.indptr,
-            ),
+            (exposure.data * hazard[exposure.indices, k], exposure.indices, exposure.indptr),
             shape=exposure.shape,
         )
         x = design(layout, np.full(len(data.cells), k), data.cells)
-        by_debtor += np.asarray((owner @ (observed - expected)) @ x)
-    return np.einsum("ij,ik->jk", by_debtor, by_debtor)
+        score = np.asarray((observed - owner @ expected) @ x)
+        w = debtor_w[:, k][:, None]
+        by_debtor += w * score
+        if layout.classes > 1:
+            within += score.T @ (w * score)
+    outer = by_debtor.T @ by_debtor
+    missing = within - outer if layout.classes > 1 else np.zeros_like(outer)
+    return outer, (missing + missing.T) / 2
 
 
 def _initial_posterior(data: Data, classes: int, start: int = 0) -> np.ndarray:
