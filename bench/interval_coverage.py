@@ -26,11 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from simulator.backtest import default_splits, rolling
-from simulator.fit import fit_history
-from simulator.forecast import Options, default_cohort, forecast
-from simulator.history import History, load_history
-from simulator.policy import Policy, parse_policies
+# The repository first: run as a script, bench/ is on the path and bench/simulator.py would
+# shadow the simulator package.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from simulator.backtest import default_splits, rolling  # noqa: E402
+from simulator.fit import fit_history  # noqa: E402
+from simulator.forecast import Options, default_cohort, forecast  # noqa: E402
+from simulator.history import History, load_history  # noqa: E402
+from simulator.policy import Policy, parse_policies  # noqa: E402
 
 DAYS = (30, 60, 90)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "worlds" / "payday_world.py"
