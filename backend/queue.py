@@ -28,6 +28,8 @@ from litestar.exceptions import ServiceUnavailableException
 
 from backend import jobs
 from backend.settings import Settings, get_settings
+from tenants import clock
+from tenants.scope import TenantScope
 
 QUEUE_NAME = "kravlab"
 # Model fits and simulations (minutes each) have a queue of their own, which `kravlab worker`
@@ -128,6 +130,28 @@ async def lost_jobs(settings: Settings, job_ids: list[str]) -> set[str]:
         return set()
     dead = {None, b"failed", b"stopped", b"canceled"}
     return {job_id for job_id, status in zip(job_ids, found, strict=True) if status in dead}
+
+
+async def fail_lost_queued(
+    scope: TenantScope,
+    settings: Settings,
+    table: Any,
+    job_id_of: Callable[[Any], str],
+    values: dict[Any, Any],
+) -> None:
+    """Rows of `table` (a job-backed table: id, status, created_at) still queued after
+    KRAVLAB_JOB_STALE_SECONDS whose RQ job will never run (`lost_jobs`) get `values`: failed,
+    and why. Left queued they would be waited for, and hold the tenant's caps, for ever."""
+    cutoff = clock.now() - timedelta(seconds=settings.job_stale_seconds)
+    waiting = await scope.select(table, table.id).where(
+        (table.status == "queued") & (table.created_at < cutoff)
+    )
+    by_job = {job_id_of(row["id"]): row["id"] for row in waiting}
+    lost = await lost_jobs(settings, list(by_job))
+    if lost:
+        await scope.update(table, values).where(
+            table.id.is_in([by_job[job] for job in lost]) & (table.status == "queued")
+        )
 
 
 def rq_queue(settings: Settings, name: str = QUEUE_NAME) -> Any:

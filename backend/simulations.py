@@ -253,24 +253,19 @@ async def settle_stale(scope: TenantScope, settings: Settings) -> None:
     loses every job here): left queued they would hold the tenant's cap for good."""
     from backend import queue
 
-    cutoff = clock.now() - timedelta(seconds=settings.job_stale_seconds)
-    waiting = await scope.select(Simulation, Simulation.id).where(
-        (Simulation.status == "queued") & (Simulation.created_at < cutoff)
+    await queue.fail_lost_queued(
+        scope,
+        settings,
+        Simulation,
+        simulation_job_id,
+        {
+            Simulation.status: "failed",
+            Simulation.error: "its job was lost from the queue (Redis restarted) or died before it "
+            "started; run it again",
+            Simulation.finished_at: clock.now(),
+        },
     )
-    by_job = {simulation_job_id(row["id"]): row["id"] for row in waiting}
-    lost = await queue.lost_jobs(settings, list(by_job))
-    if lost:
-        await scope.update(
-            Simulation,
-            {
-                Simulation.status: "failed",
-                Simulation.error: "its job was lost from the queue (Redis restarted) or died before it "
-                "started; run it again",
-                Simulation.finished_at: clock.now(),
-            },
-        ).where(
-            Simulation.id.is_in([by_job[job] for job in lost]) & (Simulation.status == "queued")
-        )
+    cutoff = clock.now() - timedelta(seconds=settings.job_stale_seconds)
     await scope.update(
         Simulation,
         {

@@ -301,23 +301,18 @@ async def settle_stale(scope: TenantScope, settings: Settings) -> None:
     restart): simulations would otherwise wait for it, and reuse it, for ever."""
     from backend import queue
 
-    cutoff = clock.now() - timedelta(seconds=settings.job_stale_seconds)
-    waiting = await scope.select(TenantModel, TenantModel.id).where(
-        (TenantModel.status == "queued") & (TenantModel.created_at < cutoff)
+    await queue.fail_lost_queued(
+        scope,
+        settings,
+        TenantModel,
+        fit_job_id,
+        {
+            TenantModel.status: "failed",
+            TenantModel.error: "its job was lost from the queue (Redis restarted) or died before it "
+            "started",
+        },
     )
-    by_job = {fit_job_id(row["id"]): row["id"] for row in waiting}
-    lost = await queue.lost_jobs(settings, list(by_job))
-    if lost:
-        await scope.update(
-            TenantModel,
-            {
-                TenantModel.status: "failed",
-                TenantModel.error: "its job was lost from the queue (Redis restarted) or died before it "
-                "started",
-            },
-        ).where(
-            TenantModel.id.is_in([by_job[job] for job in lost]) & (TenantModel.status == "queued")
-        )
+    cutoff = clock.now() - timedelta(seconds=settings.job_stale_seconds)
     await scope.update(
         TenantModel,
         {TenantModel.status: "failed", TenantModel.error: "the worker fitting it stopped"},
